@@ -1,0 +1,82 @@
+"""Settings: read from ``TOUCHBASE_*`` environment variables, with instance-folder defaults.
+
+The embedded default needs nothing set up: the SQLite database, the session secret and the VAPID
+key are made on first start and kept in the instance folder, so a restart keeps everyone logged in
+and every push subscription valid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+PREFIX = "TOUCHBASE_"
+
+# Settings that are read from the environment, with their types.
+_INT_SETTINGS = ("DISPATCH_INTERVAL", "PROXY_FIX", "MAX_CONTENT_LENGTH")
+
+
+def _env(name: str) -> str | None:
+    value = os.environ.get(PREFIX + name)
+    return value if value not in (None, "") else None
+
+
+def load_settings(instance_path: str) -> dict[str, Any]:
+    """Return the Flask config built from the environment and the instance folder."""
+    Path(instance_path).mkdir(parents=True, exist_ok=True)
+    database_url = _env("DATABASE_URL") or "sqlite:///" + os.path.join(
+        instance_path, "touchbase.db"
+    )
+    settings: dict[str, Any] = {
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": _env("SECRET_KEY") or _instance_secret(instance_path),
+        "DEFAULT_REGION": (_env("DEFAULT_REGION") or "US").upper(),
+        "RATELIMIT_STORAGE_URI": _env("RATELIMIT_STORAGE_URI") or "memory://",
+        "PUSH_ORIGINS": _env("PUSH_ORIGINS"),
+        "VAPID_PRIVATE_KEY": _env("VAPID_PRIVATE_KEY"),
+        "VAPID_SUBJECT": _env("VAPID_SUBJECT") or "mailto:admin@localhost",
+        "DISPATCH_INTERVAL": 15,
+        # Zero means "not behind a proxy"; N trusts N hops of X-Forwarded-* headers.
+        "PROXY_FIX": 0,
+        # JSON bodies are small; imports raise this for their own route.
+        "MAX_CONTENT_LENGTH": 1024 * 1024,
+    }
+    for name in _INT_SETTINGS:
+        raw = _env(name)
+        if raw is not None:
+            try:
+                settings[name] = int(raw)
+            except ValueError as exc:
+                raise RuntimeError(f"{PREFIX}{name} must be a whole number, not {raw!r}") from exc
+    return settings
+
+
+def _instance_secret(instance_path: str) -> str:
+    """Read the session secret from the instance folder, making it on first start."""
+    return instance_file(instance_path, "secret_key", lambda: secrets.token_urlsafe(48)).strip()
+
+
+def instance_file(instance_path: str, name: str, make: Callable[[], str]) -> str:
+    """Return the text of ``instance/<name>``, writing ``make()`` there first if it is missing.
+
+    Several workers may start at once: each writes a private temporary file and hard-links it
+    into place, which fails for all but the first, so every worker ends up reading the same text.
+    """
+    path = Path(instance_path) / name
+    if not path.exists():
+        fd, tmp = tempfile.mkstemp(dir=instance_path, prefix=f".{name}.")
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(make())
+            os.chmod(tmp, 0o600)
+            # Another worker got there first: its file wins, and ours is dropped.
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+        finally:
+            os.unlink(tmp)
+    return path.read_text()

@@ -1,0 +1,132 @@
+"""The tables. Derived client fields are kept on the row and recomputed from the call log.
+
+Every row that belongs to a rep carries ``user_id`` so that every query can be scoped with one
+indexed condition; another rep's ids simply are not found.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from flask_login import UserMixin
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .db import Base, UTCDateTime
+
+OUTCOMES = ("reached", "left_message", "no_answer")
+CALLBACK_STATUSES = ("open", "done", "cancelled")
+
+
+def new_id() -> str:
+    """A new random UUID as text (ids are strings in the API and in the database)."""
+    return str(uuid.uuid4())
+
+
+def utcnow() -> datetime:
+    """The current instant, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+class User(UserMixin, Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
+    email: Mapped[str] = mapped_column(sa.String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(sa.String(255))
+    name: Mapped[str] = mapped_column(sa.String(200), default="")
+    timezone: Mapped[str] = mapped_column(sa.String(64))
+    daily_goal: Mapped[int] = mapped_column(default=10)
+    # Quiet hours as local "HH:MM"; both null means no quiet hours.
+    quiet_start: Mapped[str | None] = mapped_column(sa.String(5), default="21:00")
+    quiet_end: Mapped[str | None] = mapped_column(sa.String(5), default="08:00")
+    reconnect_after_days: Mapped[int] = mapped_column(default=90)
+    call_time: Mapped[str] = mapped_column(sa.String(5), default="09:00")
+    tier_a_days: Mapped[int] = mapped_column(default=30)
+    tier_b_days: Mapped[int] = mapped_column(default=90)
+    tier_c_days: Mapped[int] = mapped_column(default=180)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Client(Base):
+    __tablename__ = "clients"
+    __table_args__ = (
+        sa.Index("ix_clients_user_name", "user_id", "name", "id"),
+        sa.Index("ix_clients_user_updated", "user_id", "updated_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(sa.String(200))
+    phone: Mapped[str | None] = mapped_column(sa.String(64))
+    email: Mapped[str | None] = mapped_column(sa.String(254))
+    company: Mapped[str | None] = mapped_column(sa.String(200))
+    notes: Mapped[str | None] = mapped_column(sa.Text)
+    talking_points: Mapped[str | None] = mapped_column(sa.Text)
+    tags: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+    cadence_days: Mapped[int | None]
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Derived from the touches, in happened_at order (see services/touches.py).
+    last_touch_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_reached_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempts_since_reached: Mapped[int] = mapped_column(default=0)
+    # Fingerprint of the creating request, so a replayed create is recognised.
+    create_hash: Mapped[str | None] = mapped_column(sa.String(64))
+
+
+class Touch(Base):
+    __tablename__ = "touches"
+    __table_args__ = (
+        sa.CheckConstraint(f"outcome IN {OUTCOMES!r}", name="outcome"),
+        sa.Index("ix_touches_client_happened", "client_id", "happened_at"),
+        sa.Index("ix_touches_user_happened", "user_id", "happened_at"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    client_id: Mapped[str] = mapped_column(sa.ForeignKey("clients.id", ondelete="CASCADE"))
+    outcome: Mapped[str] = mapped_column(sa.String(16))
+    note: Mapped[str | None] = mapped_column(sa.Text)
+    happened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    callback_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    callback_id: Mapped[str | None] = mapped_column(sa.String(36))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Fingerprint of the fields the caller sent: a replay must match it exactly.
+    body_hash: Mapped[str] = mapped_column(sa.String(64))
+
+
+class Callback(Base):
+    __tablename__ = "callbacks"
+    __table_args__ = (
+        sa.CheckConstraint(f"status IN {CALLBACK_STATUSES!r}", name="status"),
+        sa.Index("ix_callbacks_user_status_due", "user_id", "status", "due_at"),
+        sa.Index("ix_callbacks_client_status", "client_id", "status"),
+        sa.Index("ix_callbacks_status_due", "status", "due_at"),
+        sa.Index("ix_callbacks_user_updated", "user_id", "updated_at"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    client_id: Mapped[str] = mapped_column(sa.ForeignKey("clients.id", ondelete="CASCADE"))
+    touch_id: Mapped[str | None] = mapped_column(sa.ForeignKey("touches.id", ondelete="SET NULL"))
+    # happened_at of the touch that made the promise: only a later touch fulfils it.
+    origin_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(sa.String(10), default="open")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Dispatcher bookkeeping: a lease, and failures the rep can see.
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    send_attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+
+
+users = User.__table__
+clients = Client.__table__
+touches = Touch.__table__
+callbacks = Callback.__table__

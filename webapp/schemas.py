@@ -1,0 +1,241 @@
+"""Marshmallow schemas: the shapes of API.md, module-level instances, no permission rules.
+
+Loading validates; dumping formats. Unknown fields are refused (marshmallow's default RAISE),
+timestamps must carry an offset (``AwareDateTime``), integers are strict.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import available_timezones
+
+from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
+
+from .models import CALLBACK_STATUSES, OUTCOMES
+
+TIMEZONES = frozenset(available_timezones())
+HHMM = validate.Regexp(r"^([01]\d|2[0-3]):[0-5]\d$", error="Use 24-hour time, like 09:00.")
+
+
+def _timezone(value: str) -> None:
+    if value not in TIMEZONES:
+        raise ValidationError("Unknown time zone; use an IANA name like America/Chicago.")
+
+
+def Instant(**kwargs: Any) -> fields.AwareDateTime:  # noqa: N802 (reads like a field class)
+    """An ISO 8601 timestamp that must carry an offset."""
+    return fields.AwareDateTime(format="iso", **kwargs)
+
+
+class QuietHoursSchema(Schema):
+    start = fields.String(required=True, validate=HHMM)
+    end = fields.String(required=True, validate=HHMM)
+
+
+class TiersSchema(Schema):
+    A = fields.Integer(strict=True, validate=validate.Range(1, 3650))
+    B = fields.Integer(strict=True, validate=validate.Range(1, 3650))
+    C = fields.Integer(strict=True, validate=validate.Range(1, 3650))
+
+
+class UserSchema(Schema):
+    id = fields.String()
+    email = fields.String()
+    name = fields.String()
+    timezone = fields.String()
+    daily_goal = fields.Integer()
+    quiet_hours = fields.Nested(QuietHoursSchema, allow_none=True)
+    reconnect_after_days = fields.Integer()
+    call_time = fields.String(metadata={"description": "Default time of day for callbacks"})
+    tiers = fields.Nested(TiersSchema, metadata={"description": "Cadence in days per tier tag"})
+
+
+class _StripEmail:
+    """Phones' keyboards add a trailing space after an autocompleted email: drop it."""
+
+    @pre_load
+    def _strip_email(self, data: Any, **_kwargs: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("email"), str):
+            data = {**data, "email": data["email"].strip()}
+        return data
+
+
+class RegisterSchema(_StripEmail, Schema):
+    email = fields.Email(required=True, validate=validate.Length(max=254))
+    password = fields.String(required=True, validate=validate.Length(min=10, max=1024))
+    name = fields.String(load_default="", validate=validate.Length(max=200))
+    timezone = fields.String(required=True, validate=_timezone)
+
+
+class LoginSchema(_StripEmail, Schema):
+    email = fields.String(required=True, validate=validate.Length(max=254))
+    password = fields.String(required=True, validate=validate.Length(max=1024))
+
+
+class MeUpdateSchema(Schema):
+    name = fields.String(validate=validate.Length(max=200))
+    timezone = fields.String(validate=_timezone)
+    daily_goal = fields.Integer(strict=True, validate=validate.Range(1, 500))
+    quiet_hours = fields.Nested(QuietHoursSchema, allow_none=True)
+    reconnect_after_days = fields.Integer(strict=True, validate=validate.Range(1, 3650))
+    call_time = fields.String(validate=HHMM)
+    tiers = fields.Nested(TiersSchema)
+
+
+class AuthResultSchema(Schema):
+    user = fields.Nested(UserSchema)
+    csrf_token = fields.String()
+
+
+class CsrfSchema(Schema):
+    csrf_token = fields.String()
+
+
+_TEXT = validate.Length(max=10_000)
+
+
+class ClientFieldsSchema(Schema):
+    """The fields a rep edits; shared by create and update."""
+
+    name = fields.String(validate=validate.Length(min=1, max=200))
+    phone = fields.String(allow_none=True, validate=validate.Length(max=64))
+    email = fields.Email(allow_none=True, validate=validate.Length(max=254))
+    company = fields.String(allow_none=True, validate=validate.Length(max=200))
+    notes = fields.String(allow_none=True, validate=_TEXT)
+    talking_points = fields.String(allow_none=True, validate=_TEXT)
+    tags = fields.List(
+        fields.String(validate=validate.Length(min=1, max=50)), validate=validate.Length(max=50)
+    )
+    cadence_days = fields.Integer(strict=True, allow_none=True, validate=validate.Range(1, 3650))
+
+
+class ClientCreateSchema(ClientFieldsSchema):
+    id = fields.UUID()
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+class ClientUpdateSchema(ClientFieldsSchema):
+    @validates_schema
+    def _not_empty(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        if not data:
+            raise ValidationError("Send at least one field to change.")
+
+
+class OpenCallbackSchema(Schema):
+    id = fields.String()
+    due_at = Instant()
+
+
+class ClientSchema(Schema):
+    id = fields.String()
+    name = fields.String()
+    phone = fields.String(allow_none=True)
+    email = fields.String(allow_none=True)
+    company = fields.String(allow_none=True)
+    notes = fields.String(allow_none=True)
+    talking_points = fields.String(allow_none=True)
+    tags = fields.List(fields.String())
+    cadence_days = fields.Integer(allow_none=True)
+    created_at = Instant()
+    updated_at = Instant()
+    archived_at = Instant(allow_none=True)
+    last_touch_at = Instant(allow_none=True)
+    last_reached_at = Instant(allow_none=True)
+    attempts_since_reached = fields.Integer()
+    open_callback = fields.Nested(OpenCallbackSchema, allow_none=True)
+
+
+class ListArgsSchema(Schema):
+    limit = fields.Integer(load_default=100, validate=validate.Range(1, 500))
+    cursor = fields.String(validate=validate.Length(max=1000))
+
+
+class ClientListArgsSchema(ListArgsSchema):
+    q = fields.String(validate=validate.Length(max=200))
+    updated_since = Instant(
+        metadata={"description": "Sync: clients changed since then, archived ones included"}
+    )
+
+
+class ClientListSchema(Schema):
+    items = fields.List(fields.Nested(ClientSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class TouchCreateSchema(Schema):
+    id = fields.UUID(required=True)
+    client_id = fields.UUID(required=True)
+    outcome = fields.String(required=True, validate=validate.OneOf(OUTCOMES))
+    note = fields.String(allow_none=True, validate=_TEXT)
+    happened_at = Instant()
+    callback_at = Instant(allow_none=True)
+    callback_id = fields.UUID()
+
+    @validates_schema
+    def _callback_id_needs_time(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        if data.get("callback_id") and not data.get("callback_at"):
+            raise ValidationError("callback_id needs callback_at.", "callback_id")
+
+
+class TouchSchema(Schema):
+    id = fields.String()
+    client_id = fields.String()
+    outcome = fields.String()
+    note = fields.String(allow_none=True)
+    happened_at = Instant()
+    callback_at = Instant(allow_none=True)
+    callback_id = fields.String(allow_none=True)
+    created_at = Instant()
+
+
+class TouchListSchema(Schema):
+    items = fields.List(fields.Nested(TouchSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class CallbackSchema(Schema):
+    id = fields.String()
+    client_id = fields.String()
+    due_at = Instant()
+    status = fields.String()
+    created_at = Instant()
+    updated_at = Instant()
+    done_at = Instant(allow_none=True)
+    notified_at = Instant(allow_none=True)
+    last_error = fields.String(allow_none=True)
+
+
+class CallbackListArgsSchema(ListArgsSchema):
+    status = fields.String(validate=validate.OneOf(CALLBACK_STATUSES))
+    updated_since = Instant()
+
+
+class CallbackListSchema(Schema):
+    items = fields.List(fields.Nested(CallbackSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class SnoozeSchema(Schema):
+    until = Instant(required=True)
+
+
+class TodayItemSchema(Schema):
+    client = fields.Nested(ClientSchema)
+    reason = fields.String()
+    due_at = Instant(allow_none=True)
+    overdue = fields.Boolean()
+    days_overdue = fields.Integer()
+    callback_id = fields.String(allow_none=True)
+
+
+class TodaySchema(Schema):
+    date = fields.Date()
+    items = fields.List(fields.Nested(TodayItemSchema))
+    done_today = fields.Integer()
+    goal = fields.Integer()
+
+
+user_schema = UserSchema()
+client_schema = ClientSchema()
+touch_schema = TouchSchema()
+callback_schema = CallbackSchema()

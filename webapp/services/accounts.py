@@ -1,0 +1,92 @@
+"""Accounts: register, check a password, and the rep's own settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from ..errors import ApiError
+from ..models import User
+
+# Checked when the email is unknown, so a wrong email costs as long as a wrong password.
+_DUMMY_HASH = generate_password_hash("not a real password")
+
+
+def normalise_email(email: str) -> str:
+    """Emails compare case-insensitively and without surrounding spaces."""
+    return email.strip().lower()
+
+
+def user_dict(user: Any) -> dict[str, Any]:
+    """The API's ``user`` shape, from a User row or the request's CurrentUser."""
+    quiet = (
+        {"start": user.quiet_start, "end": user.quiet_end}
+        if user.quiet_start and user.quiet_end
+        else None
+    )
+    return {
+        "id": user.id,
+        "email": user.email,
+        "name": user.name,
+        "timezone": user.timezone,
+        "daily_goal": user.daily_goal,
+        "quiet_hours": quiet,
+        "reconnect_after_days": user.reconnect_after_days,
+        "call_time": user.call_time,
+        "tiers": {"A": user.tier_a_days, "B": user.tier_b_days, "C": user.tier_c_days},
+    }
+
+
+def register(
+    session: Session,
+    email: str,
+    password: str,
+    name: str,
+    timezone: str,
+    hash_method: str = "scrypt",
+) -> User:
+    """Create an account; 409 if the email is taken."""
+    user = User(
+        email=normalise_email(email),
+        password_hash=generate_password_hash(password, method=hash_method),
+        name=name.strip(),
+        timezone=timezone,
+    )
+    session.add(user)
+    try:
+        session.commit()
+    except IntegrityError as exc:
+        session.rollback()
+        raise ApiError(409, "An account with this email already exists.") from exc
+    return user
+
+
+def authenticate(session: Session, email: str, password: str) -> User | None:
+    """The user with this email and password, or None."""
+    user = session.scalars(sa.select(User).where(User.email == normalise_email(email))).first()
+    if user is None:
+        check_password_hash(_DUMMY_HASH, password)
+        return None
+    return user if check_password_hash(user.password_hash, password) else None
+
+
+def update_settings(session: Session, user_id: str, changes: dict[str, Any]) -> User:
+    """Apply a PATCH /me body (already validated) to the rep's row."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise ApiError(404, "No such account.")
+    for key in ("name", "timezone", "daily_goal", "reconnect_after_days", "call_time"):
+        if key in changes:
+            setattr(user, key, changes[key].strip() if key == "name" else changes[key])
+    if "quiet_hours" in changes:
+        quiet = changes["quiet_hours"]
+        user.quiet_start = quiet["start"] if quiet else None
+        user.quiet_end = quiet["end"] if quiet else None
+    for tier, days in (changes.get("tiers") or {}).items():
+        setattr(user, f"tier_{tier.lower()}_days", days)
+    session.commit()
+    return user

@@ -1,0 +1,224 @@
+"""The call log: record a touch idempotently and keep the client's derived fields right.
+
+This is the hot path (one tap on the phone = one request), so it uses Core statements in one
+short write transaction and reads only what the write needs.
+
+Order rule (API.md): derived fields follow ``happened_at``, not arrival. A phone that syncs late
+may deliver an older touch after newer ones; the result must equal in-order arrival. So:
+- a touch newer than every other one updates the client incrementally (the common case);
+- an older one makes the client's fields be recomputed from the whole log;
+- a callback is fulfilled by any touch that happened after the touch that promised it, so a
+  promise delivered late is born already kept if a later touch exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ..errors import ApiError
+from ..models import callbacks, clients, new_id, touches, utcnow
+from .pagination import paginate
+
+# A phone's clock may run a little fast; a touch from further in the future is a mistake.
+MAX_CLOCK_SKEW = timedelta(hours=1)
+
+TOUCH_COLUMNS = [c for c in touches.c if c.key not in ("user_id", "body_hash")]
+
+_LOCK_CLIENT = (
+    sa.select(clients.c.last_touch_at, clients.c.attempts_since_reached)
+    .where(clients.c.id == sa.bindparam("client_id"), clients.c.user_id == sa.bindparam("user_id"))
+    .with_for_update()
+)
+# RETURNING tells whether the row went in (rowcount is -1 on psycopg here, so not that).
+_INSERT = {
+    name: module.insert(touches)
+    .on_conflict_do_nothing(index_elements=["id"])
+    .returning(touches.c.id)
+    for name, module in (("sqlite", sqlite), ("postgresql", postgresql))
+}
+_EXISTING = sa.select(touches.c.user_id, touches.c.body_hash, *TOUCH_COLUMNS).where(
+    touches.c.id == sa.bindparam("id")
+)
+
+
+def _recompute_values(client_id: str) -> dict[str, Any]:
+    """SET clauses that rebuild the derived fields from the whole log of one client."""
+    t = touches.alias("t")
+    last_reached = (
+        sa.select(sa.func.max(t.c.happened_at))
+        .where(t.c.client_id == client_id, t.c.outcome == "reached")
+        .scalar_subquery()
+    )
+    return {
+        "last_touch_at": sa.select(sa.func.max(t.c.happened_at))
+        .where(t.c.client_id == client_id)
+        .scalar_subquery(),
+        "last_reached_at": last_reached,
+        "attempts_since_reached": sa.select(sa.func.count())
+        .select_from(t)
+        .where(
+            t.c.client_id == client_id,
+            t.c.outcome != "reached",
+            sa.or_(last_reached.is_(None), t.c.happened_at > last_reached),
+        )
+        .scalar_subquery(),
+    }
+
+
+def fingerprint(user_id: str, sent: dict[str, Any]) -> str:
+    """A hash of the fields the caller sent (not server defaults), for replay comparison."""
+    canon = {
+        key: value.isoformat() if isinstance(value, datetime) else value
+        for key, value in sent.items()
+    }
+    canon["_user"] = user_id
+    return hashlib.sha256(json.dumps(canon, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def record_touch(session: Session, user_id: str, data: dict[str, Any]) -> tuple[dict, bool]:
+    """Record one touch; return it and whether it was new (201) or a replay (200).
+
+    ``data`` is the loaded request body: ids as strings or UUIDs, instants aware.
+    """
+    # Ids as text and instants in UTC, so "the same body" does not depend on how it was written.
+    sent = {
+        k: str(v) if k.endswith("id") else v.astimezone(UTC) if isinstance(v, datetime) else v
+        for k, v in data.items()
+    }
+    body_hash = fingerprint(user_id, sent)
+    now = utcnow()
+    touch_id = sent["id"]
+    client_id = sent["client_id"]
+    happened = sent.get("happened_at") or now
+    if happened > now + MAX_CLOCK_SKEW:
+        raise ApiError(422, fields={"happened_at": ["A call cannot happen in the future."]})
+    callback_at = sent.get("callback_at")
+    callback_id = sent.get("callback_id") if callback_at else None
+    touch = {
+        "id": touch_id,
+        "client_id": client_id,
+        "outcome": sent["outcome"],
+        "note": sent.get("note"),
+        "happened_at": happened,
+        "callback_at": callback_at,
+        "callback_id": None,
+        "created_at": now,
+    }
+
+    # Lock the client row first: concurrent touches on one client queue here, so each one's
+    # recompute sees the others (PostgreSQL, READ COMMITTED). SQLite's IMMEDIATE already does.
+    client = session.execute(_LOCK_CLIENT, {"client_id": client_id, "user_id": user_id}).first()
+    if client is None:
+        session.rollback()
+        raise ApiError(404, "No such client.")
+
+    if callback_at is not None:
+        touch["callback_id"] = callback_id or new_id()
+    inserted = session.execute(
+        _INSERT[session.get_bind().dialect.name],
+        {**touch, "user_id": user_id, "body_hash": body_hash},
+    )
+    if inserted.first() is None:
+        return _replay(session, touch_id, user_id, body_hash), False
+
+    previous_last = client.last_touch_at
+    in_order = previous_last is None or happened > previous_last
+    if in_order:
+        values: dict[str, Any] = {"last_touch_at": happened}
+        if touch["outcome"] == "reached":
+            values.update(last_reached_at=happened, attempts_since_reached=0)
+        else:
+            values["attempts_since_reached"] = client.attempts_since_reached + 1
+    else:
+        values = _recompute_values(client_id)
+    session.execute(
+        sa.update(clients).where(clients.c.id == client_id).values(**values, updated_at=now)
+    )
+
+    # Any touch keeps the promises made before it (and an earlier kept date wins).
+    session.execute(
+        sa.update(callbacks)
+        .where(
+            callbacks.c.client_id == client_id,
+            callbacks.c.origin_at < happened,
+            sa.or_(
+                callbacks.c.status == "open",
+                sa.and_(callbacks.c.status == "done", callbacks.c.done_at > happened),
+            ),
+        )
+        .values(status="done", done_at=happened, updated_at=now)
+    )
+
+    if callback_at is not None:
+        _open_callback(session, user_id, touch, in_order, now)
+
+    session.commit()
+    return touch, True
+
+
+def _open_callback(
+    session: Session, user_id: str, touch: dict[str, Any], in_order: bool, now: datetime
+) -> None:
+    status, done_at = "open", None
+    if not in_order:
+        # A later touch already exists: that touch kept this promise.
+        done_at = session.execute(
+            sa.select(sa.func.min(touches.c.happened_at)).where(
+                touches.c.client_id == touch["client_id"],
+                touches.c.happened_at > touch["happened_at"],
+            )
+        ).scalar()
+        if done_at is not None:
+            status = "done"
+    try:
+        session.execute(
+            sa.insert(callbacks).values(
+                id=touch["callback_id"],
+                user_id=user_id,
+                client_id=touch["client_id"],
+                touch_id=touch["id"],
+                origin_at=touch["happened_at"],
+                due_at=touch["callback_at"],
+                status=status,
+                done_at=done_at,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    except IntegrityError as exc:
+        # The whole touch is undone: the phone keeps it in its outbox and the rep sees why.
+        session.rollback()
+        raise ApiError(409, "That callback_id is already used by another promise.") from exc
+
+
+def _replay(session: Session, touch_id: str, user_id: str, body_hash: str) -> dict[str, Any]:
+    row = session.execute(_EXISTING, {"id": touch_id}).mappings().first()
+    session.rollback()
+    if row is None or row["user_id"] != user_id or row["body_hash"] != body_hash:
+        raise ApiError(409, "A touch with this id was already recorded with different details.")
+    return {c.key: row[c.key] for c in TOUCH_COLUMNS}
+
+
+def list_touches(
+    session: Session, user_id: str, client_id: str, *, cursor: str | None = None, limit: int = 100
+) -> dict[str, Any]:
+    """One client's touches, newest first; 404 when the client is not this rep's."""
+    owner = session.execute(
+        sa.select(clients.c.id).where(clients.c.id == client_id, clients.c.user_id == user_id)
+    ).first()
+    if owner is None:
+        raise ApiError(404, "No such client.")
+    stmt = sa.select(*TOUCH_COLUMNS).where(touches.c.client_id == client_id)
+    stmt, next_cursor = paginate(
+        stmt, [touches.c.happened_at, touches.c.id], cursor, limit, descending=True
+    )
+    rows = list(session.execute(stmt).mappings())
+    return {"items": [dict(r) for r in rows[:limit]], "next_cursor": next_cursor(rows)}

@@ -1,0 +1,23 @@
+"""Today's list API: who to call today, and why."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_login import current_user
+from flask_smorest import Blueprint
+
+from .db import db
+from .schemas import TodaySchema
+from .security import require_login
+from .services import today
+
+blp = Blueprint("today", __name__, description="Today's calls")
+blp.before_request(require_login)
+
+
+@blp.route("/today", methods=["GET"])
+@blp.response(200, TodaySchema)
+def get_today() -> dict[str, Any]:
+    """Open callbacks due today, then check-ins due by cadence, then a few to reconnect with."""
+    return today.today_for(db.session, current_user)
