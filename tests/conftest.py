@@ -26,6 +26,7 @@ from webapp.extensions import alembic
 
 PG_URL = os.environ.get("TEST_DATABASE_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
+PASSWORD = "correct horse battery"
 TABLES = ", ".join(t.name for t in reversed(Base.metadata.sorted_tables))
 
 
@@ -47,24 +48,30 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_url(worker_id: str, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A PostgreSQL schema of this test worker's own, migrated to head once."""
+def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A PostgreSQL schema of this test process's own, migrated to head once.
+
+    The schema is named after the process, so parallel workers (and parallel runs on one
+    machine) never share tables.
+    """
     if not PG_URL:
         pytest.fail("the PostgreSQL lane needs TEST_DATABASE_URL")
-    schema = f"touchbase_test_{worker_id}"
+    schema = f"touchbase_test_{os.getpid()}"
     admin = sa.create_engine(PG_URL)
     try:
         with admin.begin() as conn:
             conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
             conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    except sa.exc.OperationalError as exc:  # pragma: no cover - the loud failure CI relies on
-        pytest.exit(f"TEST_DATABASE_URL is set but PostgreSQL cannot be reached: {exc}", 1)
-    finally:
+    except sa.exc.OperationalError as exc:  # the loud failure CI relies on
         admin.dispose()
+        pytest.exit(f"TEST_DATABASE_URL is set but PostgreSQL cannot be reached: {exc}", 1)
     sep = "&" if "?" in PG_URL else "?"
     url = f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
     _migrate(url, str(tmp_path_factory.mktemp("pg")))
-    return url
+    yield url
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    admin.dispose()
 
 
 @pytest.fixture(params=BACKENDS)
@@ -120,6 +127,17 @@ class Rep:
 
     def delete(self, path: str, json: Any = None, **kwargs: Any) -> Any:
         return self.call("DELETE", path, json, **kwargs)
+
+    def login(self) -> None:
+        """Log in again (after time travel beyond the session's lifetime, say)."""
+        token = self.client.get("/api/v1/csrf").json["csrf_token"]
+        resp = self.client.post(
+            "/api/v1/auth/login",
+            json={"email": self.user["email"], "password": PASSWORD},
+            headers={"X-CSRFToken": token},
+        )
+        assert resp.status_code == 200, resp.json
+        self.token = resp.json["csrf_token"]
 
     def add_client(self, name: str = "Dana Client", **fields: Any) -> dict[str, Any]:
         resp = self.post("/clients", {"name": name, **fields})
