@@ -38,8 +38,9 @@ def load_settings(instance_path: str) -> dict[str, Any]:
         "DEFAULT_REGION": (_env("DEFAULT_REGION") or "US").upper(),
         "RATELIMIT_STORAGE_URI": _env("RATELIMIT_STORAGE_URI") or "memory://",
         "PUSH_ORIGINS": _env("PUSH_ORIGINS"),
-        "VAPID_PRIVATE_KEY": _env("VAPID_PRIVATE_KEY"),
-        "VAPID_SUBJECT": _env("VAPID_SUBJECT") or "mailto:admin@localhost",
+        "VAPID_PRIVATE_KEY": _pem_or_path(_env("VAPID_PRIVATE_KEY"))
+        or _instance_vapid_key(instance_path),
+        "VAPID_SUBJECT": _vapid_subject(_env("VAPID_SUBJECT") or "mailto:admin@localhost"),
         "DISPATCH_INTERVAL": 15,
         # Zero means "not behind a proxy"; N trusts N hops of X-Forwarded-* headers.
         "PROXY_FIX": 0,
@@ -59,6 +60,41 @@ def load_settings(instance_path: str) -> dict[str, Any]:
 def _instance_secret(instance_path: str) -> str:
     """Read the session secret from the instance folder, making it on first start."""
     return instance_file(instance_path, "secret_key", lambda: secrets.token_urlsafe(48)).strip()
+
+
+def _pem_or_path(value: str | None) -> str | None:
+    """``TOUCHBASE_VAPID_PRIVATE_KEY`` may hold the PEM text itself or the path of a PEM file."""
+    if value is None or value.lstrip().startswith("-----BEGIN"):
+        return value
+    path = Path(value)
+    if not path.is_file():
+        raise RuntimeError(f"{PREFIX}VAPID_PRIVATE_KEY is neither PEM text nor a readable file")
+    return path.read_text()
+
+
+def _instance_vapid_key(instance_path: str) -> str:
+    """The VAPID signing key (PEM), made on first start so push subscriptions survive restarts."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    def make() -> str:
+        key = ec.generate_private_key(ec.SECP256R1())
+        return key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode()
+
+    return instance_file(instance_path, "vapid_private_key.pem", make)
+
+
+def _vapid_subject(subject: str) -> str:
+    # Push services reject a VAPID claim without a contact: refuse to start rather than fail later.
+    if not subject.startswith(("mailto:", "https://")):
+        raise RuntimeError(
+            f"{PREFIX}VAPID_SUBJECT must start with mailto: or https:, not {subject!r}"
+        )
+    return subject
 
 
 def instance_file(instance_path: str, name: str, make: Callable[[], str]) -> str:
