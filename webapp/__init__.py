@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 from flask import Flask, has_request_context, request
@@ -15,10 +16,24 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from .config import load_settings
 
 API_PREFIX = "/api/v1"
+SESSION_DAYS = 60
+REFRESH_AFTER = 24 * 60 * 60  # seconds
 
 
 class SessionInterface(SecureCookieSessionInterface):
-    """Mark the session cookie Secure whenever the request came over HTTPS (proxies included)."""
+    """The signed-cookie session, with two changes.
+
+    - The cookie is marked Secure whenever the request came over HTTPS (proxies included).
+    - A permanent session is re-issued at most once a day (a rolling 60 days), not on every
+      answer: re-signing the cookie on each request was a tenth of the cost of logging a call.
+    """
+
+    def save_session(self, app: Flask, session: Any, response: Any) -> None:
+        if session.permanent and not session.modified:
+            now = int(time.time())
+            if now - session.get("_seen", 0) > REFRESH_AFTER:
+                session["_seen"] = now
+        super().save_session(app, session, response)
 
     def get_cookie_secure(self, app: Flask) -> bool:
         if app.config["SESSION_COOKIE_SECURE"]:
@@ -35,7 +50,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_NAME="touchbase_session",
-        PERMANENT_SESSION_LIFETIME=60 * 60 * 24 * 60,
+        PERMANENT_SESSION_LIFETIME=SESSION_DAYS * 24 * 60 * 60,
+        SESSION_REFRESH_EACH_REQUEST=False,
         # An outbox may replay hours later: the token lives as long as the session.
         WTF_CSRF_TIME_LIMIT=None,
         WTF_CSRF_HEADERS=["X-CSRFToken"],
@@ -67,8 +83,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     limiter.init_app(app)
     login_manager.init_app(app)
-    # One Api per app: its OpenAPI spec is built from the blueprints registered on it.
-    api = Api(app)
+    from .schemas import ErrorSchema
+
+    # One Api per app: its OpenAPI spec is built from the blueprints registered on it. Its error
+    # answers are documented in our own shape (errors.py), not flask-smorest's default one.
+    api = Api()
+    api.ERROR_SCHEMA = ErrorSchema
+    api.init_app(app)
     errors.register(app)
     security.init_app(app)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app, request, session
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import login_user, logout_user
 from flask_smorest import Blueprint
 from flask_wtf.csrf import generate_csrf
 
@@ -20,6 +20,7 @@ from .schemas import (
     RegisterSchema,
     UserSchema,
 )
+from .security import current_rep, login_first, rep_id
 from .services import accounts
 
 blp = Blueprint("auth", __name__, description="Accounts and settings")
@@ -56,7 +57,7 @@ def csrf_token() -> dict[str, str]:
 
 
 @blp.route("/auth/register", methods=["POST"])
-@blp.arguments(RegisterSchema)
+@blp.arguments(RegisterSchema())
 @blp.response(201, AuthResultSchema)
 def register(data: dict[str, Any]) -> dict[str, Any]:
     """Create an account and log in."""
@@ -74,7 +75,7 @@ def register(data: dict[str, Any]) -> dict[str, Any]:
 @blp.route("/auth/login", methods=["POST"])
 @limiter.limit(LOGIN_LIMIT, key_func=_login_account_key, deduct_when=_failed, scope="login-acct")
 @limiter.limit(LOGIN_LIMIT, key_func=client_address, deduct_when=_failed, scope="login-addr")
-@blp.arguments(LoginSchema)
+@blp.arguments(LoginSchema())
 @blp.response(200, AuthResultSchema)
 def login(data: dict[str, Any]) -> dict[str, Any]:
     """Log in; 401 on a wrong email or password, 429 after 10 failures a minute."""
@@ -93,18 +94,18 @@ def logout() -> None:
 
 
 @blp.route("/me", methods=["GET"])
-@login_required
+@login_first
 @blp.response(200, UserSchema)
 def me() -> dict[str, Any]:
     """The logged-in rep's account and settings."""
-    return accounts.user_dict(current_user)
+    return accounts.user_dict(current_rep())
 
 
 @blp.route("/me", methods=["PATCH"])
-@login_required
-@blp.arguments(MeUpdateSchema)
+@login_first
+@blp.arguments(MeUpdateSchema())
 @blp.response(200, UserSchema)
 def update_me(data: dict[str, Any]) -> dict[str, Any]:
     """Change name, time zone, daily goal, quiet hours, reconnect window, call time, tiers."""
-    user = accounts.update_settings(db.session, current_user.id, data)
+    user = accounts.update_settings(db.session, rep_id(), data)
     return accounts.user_dict(user)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_login import current_user
 from flask_smorest import Blueprint
 
 from .db import db
 from .schemas import CallbackListArgsSchema, CallbackListSchema, CallbackSchema, SnoozeSchema
-from .security import require_login
+from .security import rep_id, require_login
 from .services import callbacks
 
 blp = Blueprint("callbacks", __name__, description="Promised callbacks")
@@ -17,23 +16,23 @@ blp.before_request(require_login)
 
 
 @blp.route("/callbacks", methods=["GET"])
-@blp.arguments(CallbackListArgsSchema, location="query")
+@blp.arguments(CallbackListArgsSchema(), location="query")
 @blp.response(200, CallbackListSchema)
 def list_callbacks(args: dict[str, Any]) -> dict[str, Any]:
     """Callbacks, soonest first; ``status=open`` for the promises still to keep."""
-    return callbacks.list_callbacks(db.session, current_user.id, **args)
+    return callbacks.list_callbacks(db.session, rep_id(), **args)
 
 
 @blp.route("/callbacks/<uuid:callback_id>/snooze", methods=["POST"])
-@blp.arguments(SnoozeSchema)
+@blp.arguments(SnoozeSchema())
 @blp.response(200, CallbackSchema)
 def snooze(data: dict[str, Any], callback_id: Any) -> dict[str, Any]:
     """Move a promise to a new time; it notifies again then."""
-    return callbacks.snooze_callback(db.session, current_user.id, str(callback_id), data["until"])
+    return callbacks.snooze_callback(db.session, rep_id(), str(callback_id), data["until"])
 
 
 @blp.route("/callbacks/<uuid:callback_id>", methods=["DELETE"])
 @blp.response(204)
 def cancel(callback_id: Any) -> None:
     """Cancel a promise."""
-    callbacks.cancel_callback(db.session, current_user.id, str(callback_id))
+    callbacks.cancel_callback(db.session, rep_id(), str(callback_id))

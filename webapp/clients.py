@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app
-from flask_login import current_user
 from flask_smorest import Blueprint
 
 from .db import db
@@ -16,7 +15,7 @@ from .schemas import (
     ClientSchema,
     ClientUpdateSchema,
 )
-from .security import require_login
+from .security import rep_id, require_login
 from .services import clients
 
 blp = Blueprint("clients", __name__, description="The rep's clients")
@@ -28,20 +27,20 @@ def _region() -> str:
 
 
 @blp.route("/clients", methods=["GET"])
-@blp.arguments(ClientListArgsSchema, location="query")
+@blp.arguments(ClientListArgsSchema(), location="query")
 @blp.response(200, ClientListSchema)
 def list_clients(args: dict[str, Any]) -> dict[str, Any]:
     """Active clients by name; ``q`` searches name, company, phone and email."""
-    return clients.list_clients(db.session, current_user.id, **args)
+    return clients.list_clients(db.session, rep_id(), **args)
 
 
 @blp.route("/clients", methods=["POST"])
-@blp.arguments(ClientCreateSchema)
+@blp.arguments(ClientCreateSchema())
 @blp.response(201, ClientSchema)
 @blp.alt_response(200, schema=ClientSchema, description="Replay of a create with the same id")
 def create_client(data: dict[str, Any]) -> Any:
     """Create a client (optionally with a client-chosen id, for offline creation)."""
-    client, created = clients.create_client(db.session, current_user.id, data, _region())
+    client, created = clients.create_client(db.session, rep_id(), data, _region())
     return client if created else (client, 200)
 
 
@@ -49,19 +48,19 @@ def create_client(data: dict[str, Any]) -> Any:
 @blp.response(200, ClientSchema)
 def get_client(client_id: Any) -> dict[str, Any]:
     """One client, archived ones included."""
-    return clients.get_client(db.session, current_user.id, str(client_id))
+    return clients.get_client(db.session, rep_id(), str(client_id))
 
 
 @blp.route("/clients/<uuid:client_id>", methods=["PATCH"])
-@blp.arguments(ClientUpdateSchema)
+@blp.arguments(ClientUpdateSchema())
 @blp.response(200, ClientSchema)
 def update_client(data: dict[str, Any], client_id: Any) -> dict[str, Any]:
     """Change some fields of a client."""
-    return clients.update_client(db.session, current_user.id, str(client_id), data, _region())
+    return clients.update_client(db.session, rep_id(), str(client_id), data, _region())
 
 
 @blp.route("/clients/<uuid:client_id>", methods=["DELETE"])
 @blp.response(204)
 def archive_client(client_id: Any) -> None:
     """Archive a client: off the lists, history kept."""
-    clients.archive_client(db.session, current_user.id, str(client_id))
+    clients.archive_client(db.session, rep_id(), str(client_id))

@@ -6,6 +6,7 @@ timestamps must carry an offset (``AwareDateTime``), integers are strict.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import available_timezones
 
@@ -22,9 +23,24 @@ def _timezone(value: str) -> None:
         raise ValidationError("Unknown time zone; use an IANA name like America/Chicago.")
 
 
+# Instants far outside these bounds overflow Python's datetime once shifted into a rep's zone or
+# moved by a cadence (a 500), so they are refused at the door.
+_EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+_LATEST = datetime(3000, 1, 1, tzinfo=UTC)
+
+
+def _in_range(value: datetime) -> None:
+    try:
+        ok = _EARLIEST <= value.astimezone(UTC) < _LATEST
+    except OverflowError:
+        ok = False
+    if not ok:
+        raise ValidationError("Use a date between the years 1900 and 2999.")
+
+
 def Instant(**kwargs: Any) -> fields.AwareDateTime:  # noqa: N802 (reads like a field class)
-    """An ISO 8601 timestamp that must carry an offset."""
-    return fields.AwareDateTime(format="iso", **kwargs)
+    """An ISO 8601 timestamp that must carry an offset (and lie between 1900 and 2999)."""
+    return fields.AwareDateTime(format="iso", validate=_in_range, **kwargs)
 
 
 class QuietHoursSchema(Schema):
@@ -233,6 +249,23 @@ class TodaySchema(Schema):
     items = fields.List(fields.Nested(TodayItemSchema))
     done_today = fields.Integer()
     goal = fields.Integer()
+
+
+class ErrorDetailSchema(Schema):
+    code = fields.String(required=True, metadata={"description": "e.g. not_found"})
+    message = fields.String(required=True, metadata={"description": "A human sentence"})
+    field_errors = fields.Dict(
+        keys=fields.String(),
+        values=fields.List(fields.String()),
+        data_key="fields",
+        metadata={"description": "Only for validation errors: messages by field name"},
+    )
+
+
+class ErrorSchema(Schema):
+    """The one error shape of API.md (documents ``errors.py``; the OpenAPI doc's error answers)."""
+
+    error = fields.Nested(ErrorDetailSchema, required=True)
 
 
 user_schema = UserSchema()

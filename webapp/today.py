@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_login import current_user
 from flask_smorest import Blueprint
 
 from .db import db
 from .schemas import TodaySchema
-from .security import require_login
+from .security import current_rep, require_login
 from .services import today
 
 blp = Blueprint("today", __name__, description="Today's calls")
@@ -20,4 +19,4 @@ blp.before_request(require_login)
 @blp.response(200, TodaySchema)
 def get_today() -> dict[str, Any]:
     """Open callbacks due today, then check-ins due by cadence, then a few to reconnect with."""
-    return today.today_for(db.session, current_user)
+    return today.today_for(db.session, current_rep())

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_login import current_user
 from flask_smorest import Blueprint
 
 from .db import db
 from .schemas import ListArgsSchema, TouchCreateSchema, TouchListSchema, TouchSchema
-from .security import require_login
+from .security import rep_id, require_login
 from .services import touches
 
 blp = Blueprint("touches", __name__, description="The call log")
@@ -17,18 +16,19 @@ blp.before_request(require_login)
 
 
 @blp.route("/touches", methods=["POST"])
-@blp.arguments(TouchCreateSchema)
+@blp.arguments(TouchCreateSchema())
 @blp.response(201, TouchSchema)
 @blp.alt_response(200, schema=TouchSchema, description="Replay of the same touch")
 def create_touch(data: dict[str, Any]) -> Any:
     """Log a call. Idempotent by ``id``: a replay answers 200, a different body 409."""
-    touch, created = touches.record_touch(db.session, current_user.id, data)
+    with db.write() as conn:
+        touch, created = touches.record_touch(conn, rep_id(), data)
     return touch if created else (touch, 200)
 
 
 @blp.route("/clients/<uuid:client_id>/touches", methods=["GET"])
-@blp.arguments(ListArgsSchema, location="query")
+@blp.arguments(ListArgsSchema(), location="query")
 @blp.response(200, TouchListSchema)
 def list_touches(args: dict[str, Any], client_id: Any) -> dict[str, Any]:
     """A client's touches, newest first."""
-    return touches.list_touches(db.session, current_user.id, str(client_id), **args)
+    return touches.list_touches(db.session, rep_id(), str(client_id), **args)

@@ -10,7 +10,7 @@ import base64
 import binascii
 import json
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -33,12 +33,22 @@ def decode_cursor(token: str, columns: Sequence[sa.ColumnElement[Any]]) -> list[
         values = json.loads(raw)
         if not isinstance(values, list) or len(values) != len(columns):
             raise ValueError("wrong length")
-        return [
-            datetime.fromisoformat(v) if isinstance(col.type, UTCDateTime) else v
-            for v, col in zip(values, columns, strict=True)
-        ]
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
+        return [_sort_value(v, col) for v, col in zip(values, columns, strict=True)]
+    except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError) as exc:
         raise ApiError(400, "The cursor is not valid; start again without it.") from exc
+
+
+def _sort_value(value: Any, column: sa.ColumnElement[Any]) -> Any:
+    # A forged cursor must not reach the database: an object, a number, a naive or out-of-range
+    # instant or a NUL character there is a driver error (a 500), not a 400.
+    if isinstance(column.type, UTCDateTime):
+        instant = datetime.fromisoformat(value)
+        if instant.tzinfo is None:
+            raise ValueError("naive instant")
+        return instant.astimezone(UTC)
+    if not isinstance(value, str) or "\x00" in value:
+        raise ValueError("not a text sort key")
+    return value
 
 
 def paginate(

@@ -23,6 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ..db import UTCDateTime
 from ..errors import ApiError
 from ..models import callbacks, clients, new_id, touches, utcnow
 from .pagination import paginate
@@ -32,9 +33,16 @@ MAX_CLOCK_SKEW = timedelta(hours=1)
 
 TOUCH_COLUMNS = [c for c in touches.c if c.key not in ("user_id", "body_hash")]
 
+# The hot path's statements are built once, with bound parameters, so each request only binds
+# values and hits SQLAlchemy's compiled cache.
+_P = sa.bindparam
+_INSTANT = UTCDateTime()
+_H = _P("happened", type_=_INSTANT)
+_NOW = _P("now", type_=_INSTANT)
+
 _LOCK_CLIENT = (
-    sa.select(clients.c.last_touch_at, clients.c.attempts_since_reached)
-    .where(clients.c.id == sa.bindparam("client_id"), clients.c.user_id == sa.bindparam("user_id"))
+    sa.select(clients.c.last_touch_at)
+    .where(clients.c.id == _P("cid"), clients.c.user_id == _P("uid"))
     .with_for_update()
 )
 # RETURNING tells whether the row went in (rowcount is -1 on psycopg here, so not that).
@@ -45,32 +53,73 @@ _INSERT = {
     for name, module in (("sqlite", sqlite), ("postgresql", postgresql))
 }
 _EXISTING = sa.select(touches.c.user_id, touches.c.body_hash, *TOUCH_COLUMNS).where(
-    touches.c.id == sa.bindparam("id")
+    touches.c.id == _P("id")
+)
+
+# A touch newer than all others: update the client in place.
+_NEWEST_REACHED = (
+    sa.update(clients)
+    .where(clients.c.id == _P("cid"))
+    .values(last_touch_at=_H, last_reached_at=_H, attempts_since_reached=0, updated_at=_NOW)
+)
+_NEWEST_ATTEMPT = (
+    sa.update(clients)
+    .where(clients.c.id == _P("cid"))
+    .values(
+        last_touch_at=_H,
+        attempts_since_reached=clients.c.attempts_since_reached + 1,
+        updated_at=_NOW,
+    )
 )
 
 
-def _recompute_values(client_id: str) -> dict[str, Any]:
-    """SET clauses that rebuild the derived fields from the whole log of one client."""
+def _recompute_statement() -> sa.Update:
+    """Rebuild the derived fields of one client from its whole log (for a late arrival)."""
     t = touches.alias("t")
+    mine = t.c.client_id == _P("cid")
     last_reached = (
         sa.select(sa.func.max(t.c.happened_at))
-        .where(t.c.client_id == client_id, t.c.outcome == "reached")
+        .where(mine, t.c.outcome == "reached")
         .scalar_subquery()
     )
-    return {
-        "last_touch_at": sa.select(sa.func.max(t.c.happened_at))
-        .where(t.c.client_id == client_id)
-        .scalar_subquery(),
-        "last_reached_at": last_reached,
-        "attempts_since_reached": sa.select(sa.func.count())
-        .select_from(t)
-        .where(
-            t.c.client_id == client_id,
-            t.c.outcome != "reached",
-            sa.or_(last_reached.is_(None), t.c.happened_at > last_reached),
+    return (
+        sa.update(clients)
+        .where(clients.c.id == _P("cid"))
+        .values(
+            last_touch_at=sa.select(sa.func.max(t.c.happened_at)).where(mine).scalar_subquery(),
+            last_reached_at=last_reached,
+            attempts_since_reached=sa.select(sa.func.count())
+            .select_from(t)
+            .where(
+                mine,
+                t.c.outcome != "reached",
+                sa.or_(last_reached.is_(None), t.c.happened_at > last_reached),
+            )
+            .scalar_subquery(),
+            updated_at=_NOW,
         )
-        .scalar_subquery(),
-    }
+    )
+
+
+_RECOMPUTE = _recompute_statement()
+
+# Any touch keeps the promises made before it (and an earlier kept date wins).
+_FULFIL = (
+    sa.update(callbacks)
+    .where(
+        callbacks.c.client_id == _P("cid"),
+        callbacks.c.origin_at < _H,
+        sa.or_(
+            callbacks.c.status == "open",
+            sa.and_(callbacks.c.status == "done", callbacks.c.done_at > _H),
+        ),
+    )
+    .values(status="done", done_at=_H, updated_at=_NOW)
+)
+_FIRST_LATER_TOUCH = sa.select(sa.func.min(touches.c.happened_at)).where(
+    touches.c.client_id == _P("cid"), touches.c.happened_at > _H
+)
+_INSERT_CALLBACK = sa.insert(callbacks)
 
 
 def fingerprint(user_id: str, sent: dict[str, Any]) -> str:
@@ -83,10 +132,11 @@ def fingerprint(user_id: str, sent: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(canon, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def record_touch(session: Session, user_id: str, data: dict[str, Any]) -> tuple[dict, bool]:
+def record_touch(conn: sa.Connection, user_id: str, data: dict[str, Any]) -> tuple[dict, bool]:
     """Record one touch; return it and whether it was new (201) or a replay (200).
 
-    ``data`` is the loaded request body: ids as strings or UUIDs, instants aware.
+    ``conn`` is in the caller's write transaction, which commits on return and rolls back when
+    this raises. ``data`` is the loaded request body: ids as strings or UUIDs, instants aware.
     """
     # Ids as text and instants in UTC, so "the same body" does not depend on how it was written.
     sent = {
@@ -115,93 +165,65 @@ def record_touch(session: Session, user_id: str, data: dict[str, Any]) -> tuple[
 
     # Lock the client row first: concurrent touches on one client queue here, so each one's
     # recompute sees the others (PostgreSQL, READ COMMITTED). SQLite's IMMEDIATE already does.
-    client = session.execute(_LOCK_CLIENT, {"client_id": client_id, "user_id": user_id}).first()
+    params = {"cid": client_id, "uid": user_id, "happened": happened, "now": now}
+    client = conn.execute(_LOCK_CLIENT, params).first()
     if client is None:
-        session.rollback()
         raise ApiError(404, "No such client.")
 
     if callback_at is not None:
         touch["callback_id"] = callback_id or new_id()
-    inserted = session.execute(
-        _INSERT[session.get_bind().dialect.name],
-        {**touch, "user_id": user_id, "body_hash": body_hash},
+    inserted = conn.execute(
+        _INSERT[conn.dialect.name], {**touch, "user_id": user_id, "body_hash": body_hash}
     )
     if inserted.first() is None:
-        return _replay(session, touch_id, user_id, body_hash), False
+        return _replay(conn, touch_id, user_id, body_hash), False
 
-    previous_last = client.last_touch_at
-    in_order = previous_last is None or happened > previous_last
-    if in_order:
-        values: dict[str, Any] = {"last_touch_at": happened}
-        if touch["outcome"] == "reached":
-            values.update(last_reached_at=happened, attempts_since_reached=0)
-        else:
-            values["attempts_since_reached"] = client.attempts_since_reached + 1
+    in_order = client.last_touch_at is None or happened > client.last_touch_at
+    if not in_order:
+        update = _RECOMPUTE
+    elif touch["outcome"] == "reached":
+        update = _NEWEST_REACHED
     else:
-        values = _recompute_values(client_id)
-    session.execute(
-        sa.update(clients).where(clients.c.id == client_id).values(**values, updated_at=now)
-    )
-
-    # Any touch keeps the promises made before it (and an earlier kept date wins).
-    session.execute(
-        sa.update(callbacks)
-        .where(
-            callbacks.c.client_id == client_id,
-            callbacks.c.origin_at < happened,
-            sa.or_(
-                callbacks.c.status == "open",
-                sa.and_(callbacks.c.status == "done", callbacks.c.done_at > happened),
-            ),
-        )
-        .values(status="done", done_at=happened, updated_at=now)
-    )
-
+        update = _NEWEST_ATTEMPT
+    conn.execute(update, params)
+    conn.execute(_FULFIL, params)
     if callback_at is not None:
-        _open_callback(session, user_id, touch, in_order, now)
-
-    session.commit()
+        _open_callback(conn, user_id, touch, in_order, params)
     return touch, True
 
 
 def _open_callback(
-    session: Session, user_id: str, touch: dict[str, Any], in_order: bool, now: datetime
+    conn: sa.Connection,
+    user_id: str,
+    touch: dict[str, Any],
+    in_order: bool,
+    params: dict[str, Any],
 ) -> None:
-    status, done_at = "open", None
-    if not in_order:
-        # A later touch already exists: that touch kept this promise.
-        done_at = session.execute(
-            sa.select(sa.func.min(touches.c.happened_at)).where(
-                touches.c.client_id == touch["client_id"],
-                touches.c.happened_at > touch["happened_at"],
-            )
-        ).scalar()
-        if done_at is not None:
-            status = "done"
+    # Delivered late, after a later touch: that later touch already kept this promise.
+    done_at = None if in_order else conn.execute(_FIRST_LATER_TOUCH, params).scalar()
     try:
-        session.execute(
-            sa.insert(callbacks).values(
-                id=touch["callback_id"],
-                user_id=user_id,
-                client_id=touch["client_id"],
-                touch_id=touch["id"],
-                origin_at=touch["happened_at"],
-                due_at=touch["callback_at"],
-                status=status,
-                done_at=done_at,
-                created_at=now,
-                updated_at=now,
-            )
+        conn.execute(
+            _INSERT_CALLBACK,
+            {
+                "id": touch["callback_id"],
+                "user_id": user_id,
+                "client_id": touch["client_id"],
+                "touch_id": touch["id"],
+                "origin_at": touch["happened_at"],
+                "due_at": touch["callback_at"],
+                "status": "open" if done_at is None else "done",
+                "done_at": done_at,
+                "created_at": params["now"],
+                "updated_at": params["now"],
+            },
         )
     except IntegrityError as exc:
         # The whole touch is undone: the phone keeps it in its outbox and the rep sees why.
-        session.rollback()
         raise ApiError(409, "That callback_id is already used by another promise.") from exc
 
 
-def _replay(session: Session, touch_id: str, user_id: str, body_hash: str) -> dict[str, Any]:
-    row = session.execute(_EXISTING, {"id": touch_id}).mappings().first()
-    session.rollback()
+def _replay(conn: sa.Connection, touch_id: str, user_id: str, body_hash: str) -> dict[str, Any]:
+    row = conn.execute(_EXISTING, {"id": touch_id}).mappings().first()
     if row is None or row["user_id"] != user_id or row["body_hash"] != body_hash:
         raise ApiError(409, "A touch with this id was already recorded with different details.")
     return {c.key: row[c.key] for c in TOUCH_COLUMNS}
