@@ -62,9 +62,9 @@ def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         with admin.begin() as conn:
             conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
             conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    except sa.exc.OperationalError as exc:  # the loud failure CI relies on
+    except sa.exc.OperationalError as exc:  # the loud failure CI relies on: every test errors
         admin.dispose()
-        pytest.exit(f"TEST_DATABASE_URL is set but PostgreSQL cannot be reached: {exc}", 1)
+        pytest.fail(f"TEST_DATABASE_URL is set but PostgreSQL cannot be reached: {exc}")
     sep = "&" if "?" in PG_URL else "?"
     url = f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
     _migrate(url, str(tmp_path_factory.mktemp("pg")))

@@ -40,11 +40,6 @@ _INSTANT = UTCDateTime()
 _H = _P("happened", type_=_INSTANT)
 _NOW = _P("now", type_=_INSTANT)
 
-_LOCK_CLIENT = (
-    sa.select(clients.c.last_touch_at)
-    .where(clients.c.id == _P("cid"), clients.c.user_id == _P("uid"))
-    .with_for_update()
-)
 # RETURNING tells whether the row went in (rowcount is -1 on psycopg here, so not that).
 _INSERT = {
     name: module.insert(touches)
@@ -104,17 +99,27 @@ def _recompute_statement() -> sa.Update:
 _RECOMPUTE = _recompute_statement()
 
 # Any touch keeps the promises made before it (and an earlier kept date wins).
+_KEEPS_PROMISE = sa.and_(
+    callbacks.c.client_id == _P("cid"),
+    callbacks.c.origin_at < _H,
+    sa.or_(
+        callbacks.c.status == "open",
+        sa.and_(callbacks.c.status == "done", callbacks.c.done_at > _H),
+    ),
+)
 _FULFIL = (
-    sa.update(callbacks)
-    .where(
-        callbacks.c.client_id == _P("cid"),
-        callbacks.c.origin_at < _H,
-        sa.or_(
-            callbacks.c.status == "open",
-            sa.and_(callbacks.c.status == "done", callbacks.c.done_at > _H),
-        ),
+    sa.update(callbacks).where(_KEEPS_PROMISE).values(status="done", done_at=_H, updated_at=_NOW)
+)
+
+# One read before the writes: the client's row (locked, and proving it is this rep's), whether
+# the new touch is the latest, and whether it keeps any promise (most touches keep none).
+_LOCK_CLIENT = (
+    sa.select(
+        clients.c.last_touch_at,
+        sa.exists().where(_KEEPS_PROMISE).label("keeps_promise"),
     )
-    .values(status="done", done_at=_H, updated_at=_NOW)
+    .where(clients.c.id == _P("cid"), clients.c.user_id == _P("uid"))
+    .with_for_update(of=clients)
 )
 _FIRST_LATER_TOUCH = sa.select(sa.func.min(touches.c.happened_at)).where(
     touches.c.client_id == _P("cid"), touches.c.happened_at > _H
@@ -186,7 +191,8 @@ def record_touch(conn: sa.Connection, user_id: str, data: dict[str, Any]) -> tup
     else:
         update = _NEWEST_ATTEMPT
     conn.execute(update, params)
-    conn.execute(_FULFIL, params)
+    if client.keeps_promise:
+        conn.execute(_FULFIL, params)
     if callback_at is not None:
         _open_callback(conn, user_id, touch, in_order, params)
     return touch, True
