@@ -6,9 +6,9 @@ from typing import Any
 
 from flask import current_app, request, session
 from flask_login import login_user, logout_user
-from flask_smorest import Blueprint
 from flask_wtf.csrf import generate_csrf
 
+from .api import Blueprint
 from .db import db
 from .errors import ApiError
 from .extensions import client_address, limiter
@@ -29,7 +29,10 @@ LOGIN_LIMIT = "10 per minute"
 
 
 def _login_account_key() -> str:
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # nested thousands deep: the parser answers 400 for it
+        body = None
     email = body.get("email") if isinstance(body, dict) else None
     if isinstance(email, str) and email.strip():
         return "account:" + accounts.normalise_email(email)

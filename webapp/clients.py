@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app
-from flask_smorest import Blueprint
 
+from .api import Blueprint
 from .db import db
 from .schemas import (
     ClientCreateSchema,

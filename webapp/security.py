@@ -129,10 +129,9 @@ def check_input() -> None:
 
     - A body that is neither JSON nor a multipart upload: 415. The schemas would see no body at
       all, so a PATCH in text/plain would answer 200 and change nothing.
-    - JSON that Python cannot decode (nested thousands deep, integers of thousands of digits):
-      400, like any other malformed JSON (webargs only catches ``JSONDecodeError``).
     - NUL characters in the query or the body: 422. PostgreSQL text cannot hold them, so they are
       refused on every database alike.
+    (JSON that Python cannot decode at all is the parser's job: see ``api.JsonParser``.)
     """
     if not request.path.startswith("/api/"):
         return
@@ -145,12 +144,13 @@ def check_input() -> None:
     if not request.is_json and (data or request.form):
         # (A urlencoded form was already read by the CSRF check: it shows in request.form.)
         raise ApiError(415, "Send the request body as JSON (Content-Type: application/json).")
-    if not data:
+    # In JSON text a NUL can only be written as an escape: look closer only when one is there.
+    if b"\\u0000" not in data:
         return
     try:
         body = json.loads(data)
-    except (ValueError, RecursionError) as exc:
-        raise ApiError(400, "The request body is not valid JSON.") from exc
+    except (ValueError, RecursionError):
+        return  # malformed: the parser answers 400
     if isinstance(body, dict):
         bad = [name for name, value in body.items() if _has_nul([name, value])]
         if bad:

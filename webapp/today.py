@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_smorest import Blueprint
-
+from .api import Blueprint
 from .db import db
 from .schemas import TodaySchema
 from .security import current_rep, require_login

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_smorest import Blueprint
-
+from .api import Blueprint
 from .db import db
 from .schemas import ListArgsSchema, TouchCreateSchema, TouchListSchema, TouchSchema
 from .security import rep_id, require_login
