@@ -45,6 +45,7 @@ import json
 import os
 import platform
 import random
+import resource
 import shutil
 import socket
 import sqlite3
@@ -161,6 +162,11 @@ class WrkResult:
     max_ms: float
     statuses: dict[str, int]
     socket_errors: dict[str, int]
+    # CPU time the gunicorn processes spent per answered request (ms): the server's own cost.
+    server_cpu_ms: float
+    # Share of the machine's CPU capacity used by processes other than gunicorn and wrk during
+    # the run. Above a few percent, someone else was busy and the figures are noisy.
+    foreign_cpu: float
 
     @property
     def ok(self) -> int:
@@ -308,10 +314,47 @@ def register_over_http(base: str) -> Credentials:
     return Credentials(f"{SESSION_COOKIE}={cookie.value}", token, client_id)
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_stat() -> tuple[int, int]:
+    """Busy and total CPU ticks of the whole machine since boot."""
+    with open("/proc/stat") as fh:
+        ticks = [int(x) for x in fh.readline().split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    return sum(ticks) - idle, sum(ticks)
+
+
+def _process_ticks(pid: int) -> int:
+    """User + system CPU ticks of one process (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])
+
+
+def server_ticks(master: int) -> int:
+    """CPU ticks of the gunicorn master and its workers."""
+    try:
+        children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    except OSError:
+        children = []
+    return sum(_process_ticks(pid) for pid in [master, *map(int, children)])
+
+
 def run_wrk(
-    base: str, path: str, lua: Path, creds: Credentials, seconds: int, args: argparse.Namespace
+    base: str,
+    path: str,
+    lua: Path,
+    creds: Credentials,
+    seconds: int,
+    args: argparse.Namespace,
+    server: int,
 ) -> WrkResult:
-    """Drive ``path`` with wrk for ``seconds`` and return what its done() hook reported."""
+    """Drive ``path`` with wrk for ``seconds`` and return what its done() hook reported, with
+    the CPU spent by the server (pid ``server``), by wrk and by everything else."""
     cmd = [
         "wrk",
         f"--threads={min(args.threads, args.connections)}",
@@ -327,7 +370,14 @@ def run_wrk(
         creds.csrf_token,
         str(random.randrange(1, 2**31)),
     ]
+    machine0, server0 = _proc_stat(), server_ticks(server)
+    wrk0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, check=True)
+    wrk1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    machine1, server1 = _proc_stat(), server_ticks(server)
+    wrk_ticks = (wrk1.ru_utime + wrk1.ru_stime - wrk0.ru_utime - wrk0.ru_stime) * CLOCK_TICKS
+    busy = machine1[0] - machine0[0]
+    foreign = max(busy - (server1 - server0) - wrk_ticks, 0) / max(machine1[1] - machine0[1], 1)
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("WRK_JSON ")), None)
     if line is None:
         raise RuntimeError(f"no summary from wrk:\n{out.stdout}\n{out.stderr}")
@@ -344,6 +394,8 @@ def run_wrk(
         max_ms=raw["max_us"] / 1000,
         statuses=raw["statuses"],
         socket_errors={k: v for k, v in raw["errors"].items() if k != "status"},
+        server_cpu_ms=round((server1 - server0) / CLOCK_TICKS * 1000 / max(raw["requests"], 1), 3),
+        foreign_cpu=round(foreign, 3),
     )
 
 
@@ -372,6 +424,8 @@ def combine(runs: list[WrkResult]) -> WrkResult:
         max_ms=max(r.max_ms for r in runs),
         statuses=statuses,
         socket_errors=errors,
+        server_cpu_ms=round(sum(r.server_cpu_ms * r.requests for r in runs) / requests, 3),
+        foreign_cpu=round(sum(r.foreign_cpu * r.seconds for r in runs) / seconds, 3),
     )
 
 
@@ -423,6 +477,27 @@ def code_hash() -> str:
     return digest.hexdigest()[:16]
 
 
+def machine_busy(seconds: float = 1.0) -> float:
+    """Share of all CPUs busy over ``seconds`` (from /proc/stat)."""
+    busy0, total0 = _proc_stat()
+    time.sleep(seconds)
+    busy1, total1 = _proc_stat()
+    return (busy1 - busy0) / max(total1 - total0, 1)
+
+
+def warn_if_busy() -> float:
+    """Warn when other work is running now (the figures then mean little); return the share."""
+    busy = machine_busy()
+    if busy > 0.15:
+        print(
+            f"warning: {busy:.0%} of the CPUs are busy before the run: other work is running, "
+            "so figures will be noisy (--rounds 3 alternates the routes to even it out)",
+            file=sys.stderr,
+            flush=True,
+        )
+    return round(busy, 3)
+
+
 def machine() -> dict[str, Any]:
     """What the figures were measured on."""
     cpu = "unknown"
@@ -467,6 +542,8 @@ def load_mode(args: argparse.Namespace, folder: Path) -> int:
     if shutil.which("wrk") is None:
         loud("wrk is not installed: run `apt-get install -y wrk` (Debian/Ubuntu) and try again")
         return 2
+    busy_before = warn_if_busy()
+    code = code_hash()
     env = make_instance(folder)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -483,13 +560,13 @@ def load_mode(args: argparse.Namespace, folder: Path) -> int:
             f"(+{args.warmup} s warm-up)",
             flush=True,
         )
-        run_wrk(base, BARE_PATH, lua, creds, args.warmup, args)
-        run_wrk(base, SUBJECT_PATH, lua, creds, args.warmup, args)
+        run_wrk(base, BARE_PATH, lua, creds, args.warmup, args, proc.pid)
+        run_wrk(base, SUBJECT_PATH, lua, creds, args.warmup, args, proc.pid)
         baselines, subjects, added = [], [], 0
         for _ in range(args.rounds):
-            baselines.append(run_wrk(base, BARE_PATH, lua, creds, args.seconds, args))
+            baselines.append(run_wrk(base, BARE_PATH, lua, creds, args.seconds, args, proc.pid))
             before = settle(env)
-            subjects.append(run_wrk(base, SUBJECT_PATH, lua, creds, args.seconds, args))
+            subjects.append(run_wrk(base, SUBJECT_PATH, lua, creds, args.seconds, args, proc.pid))
             added += settle(env) - before
     finally:
         stop(proc)
@@ -498,14 +575,27 @@ def load_mode(args: argparse.Namespace, folder: Path) -> int:
     ratio = subject.rps / baseline.rps
     print_table(
         [
-            ("route", "req/s", "p50 ms", "p99 ms", "requests"),
+            ("route", "req/s", "p50 ms", "p99 ms", "requests", "server CPU ms/req", "other CPU"),
             *[
-                (r.path, f"{r.rps:.0f}", f"{r.p50_ms:.2f}", f"{r.p99_ms:.2f}", str(r.requests))
+                (
+                    r.path,
+                    f"{r.rps:.0f}",
+                    f"{r.p50_ms:.2f}",
+                    f"{r.p99_ms:.2f}",
+                    str(r.requests),
+                    f"{r.server_cpu_ms:.2f}",
+                    f"{r.foreign_cpu:.0%}",
+                )
                 for r in (subject, baseline)
             ],
         ]
     )
     print(f"ratio subject/baseline: {ratio:.3f}   (goal >= 0.4)")
+    cpu_ratio = baseline.server_cpu_ms / subject.server_cpu_ms
+    print(f"server CPU per request, baseline/subject: {cpu_ratio:.3f}")
+    noisy = max(subject.foreign_cpu, baseline.foreign_cpu)
+    if noisy > 0.05:
+        loud(f"other processes used {noisy:.0%} of the CPUs during a run: the figures are noisy")
     if args.rounds > 1:
         per_round = [f"{s.rps / b.rps:.3f}" for s, b in zip(subjects, baselines, strict=True)]
         print(f"ratio per round: {', '.join(per_round)}")
@@ -513,6 +603,8 @@ def load_mode(args: argparse.Namespace, folder: Path) -> int:
 
     slack = args.connections * args.rounds
     problems = check_run(subject, baseline, added, slack) + check_log(log)
+    if code_hash() != code:
+        problems.append("webapp/ or bench/ changed during the run: run it again")
     for problem in problems:
         loud(problem)
     if problems:
@@ -531,7 +623,7 @@ def load_mode(args: argparse.Namespace, folder: Path) -> int:
                 "warmup": args.warmup,
                 "rounds": args.rounds,
             },
-            "code_sha256": code_hash(),
+            "code_sha256": code,
             "subject": asdict(subject),
             "baseline": asdict(baseline),
             "rounds": [
@@ -539,7 +631,9 @@ def load_mode(args: argparse.Namespace, folder: Path) -> int:
                 for s, b in zip(subjects, baselines, strict=True)
             ],
             "ratio": round(ratio, 4),
+            "server_cpu_ratio": round(cpu_ratio, 4),
             "touches_rows_added": added,
+            "cpu_busy_before": busy_before,
             "problems": problems,
         },
     )
@@ -549,6 +643,8 @@ def load_mode(args: argparse.Namespace, folder: Path) -> int:
 
 def in_process_mode(args: argparse.Namespace, folder: Path) -> int:
     """Time the two requests through Flask's test client, in this process."""
+    busy_before = warn_if_busy()
+    code = code_hash()
     env = make_instance(folder)
     for key in ("TOUCHBASE_INSTANCE_PATH", "TOUCHBASE_DATABASE_URL", "TOUCHBASE_SECRET_KEY"):
         os.environ[key] = env[key]
@@ -608,7 +704,8 @@ def in_process_mode(args: argparse.Namespace, folder: Path) -> int:
         "subject_ms": round(subject_ms, 4),
         "baseline_ms": round(bare_ms, 4),
         "ratio": round(ratio, 4),
-        "code_sha256": code_hash(),
+        "code_sha256": code,
+        "cpu_busy_before": busy_before,
     }
 
     if args.profile:
