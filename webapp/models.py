@@ -83,6 +83,8 @@ class Touch(Base):
         sa.CheckConstraint(f"outcome IN {OUTCOMES!r}", name="outcome"),
         sa.Index("ix_touches_client_happened", "client_id", "happened_at"),
         sa.Index("ix_touches_user_happened", "user_id", "happened_at"),
+        # Sync: the touches that arrived since a phone last asked.
+        sa.Index("ix_touches_user_created", "user_id", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)

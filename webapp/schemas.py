@@ -204,6 +204,15 @@ class TouchSchema(Schema):
     created_at = Instant()
 
 
+class TouchListArgsSchema(ListArgsSchema):
+    updated_since = Instant(
+        metadata={
+            "description": "Sync: the touches that arrived since then, oldest arrival first"
+            " (touches never change after they arrive)"
+        }
+    )
+
+
 class TouchListSchema(Schema):
     items = fields.List(fields.Nested(TouchSchema))
     next_cursor = fields.String(allow_none=True)

@@ -6,7 +6,13 @@ from typing import Any
 
 from .api import Blueprint
 from .db import db
-from .schemas import ListArgsSchema, TouchCreateSchema, TouchListSchema, TouchSchema
+from .schemas import (
+    ListArgsSchema,
+    TouchCreateSchema,
+    TouchListArgsSchema,
+    TouchListSchema,
+    TouchSchema,
+)
 from .security import rep_id, require_login
 from .services import touches
 
@@ -23,6 +29,14 @@ def create_touch(data: dict[str, Any]) -> Any:
     with db.write() as conn:
         touch, created = touches.record_touch(conn, rep_id(), data)
     return touch if created else (touch, 200)
+
+
+@blp.route("/touches", methods=["GET"])
+@blp.arguments(TouchListArgsSchema(), location="query")
+@blp.response(200, TouchListSchema)
+def list_all_touches(args: dict[str, Any]) -> dict[str, Any]:
+    """This rep's touches, newest first; or (``updated_since``) the newly arrived, for sync."""
+    return touches.list_rep_touches(db.session, rep_id(), **args)
 
 
 @blp.route("/clients/<uuid:client_id>/touches", methods=["GET"])

@@ -450,7 +450,7 @@ WRONG_METHODS = [
     ("DELETE", "/api/v1/clients"),
     ("PUT", "/api/v1/clients/{client_id}"),
     ("POST", "/api/v1/clients/{client_id}"),
-    ("GET", "/api/v1/touches"),
+    ("PUT", "/api/v1/touches"),
     ("DELETE", "/api/v1/me"),
     ("POST", "/api/v1/today"),
     ("GET", "/api/v1/callbacks/{callback_id}/snooze"),

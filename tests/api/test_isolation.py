@@ -277,6 +277,18 @@ def _list_callbacks(world) -> None:
     assert ids["callback_id"] in a.get("/callbacks").get_data(as_text=True)
 
 
+def _list_touches(world) -> None:
+    a, b, ids = world["a"], world["b"], world["ids"]
+    mine = b.touch(world["b_client"]["id"], "reached")
+    assert mine.status_code == 201
+    for query in ({}, {"updated_since": "2000-01-01T00:00:00+00:00"}):
+        resp = b.get("/touches", query_string=query)
+        assert resp.status_code == 200
+        assert [t["id"] for t in resp.json["items"]] == [mine.json["id"]], query
+        assert ids["client_id"] not in resp.get_data(as_text=True)
+    assert ids["client_id"] in a.get("/touches").get_data(as_text=True)
+
+
 def _today(world) -> None:
     a, b = world["a"], world["b"]
     resp = b.get("/today")
@@ -295,6 +307,7 @@ SCOPED_CALLS = {
     ("POST", "/api/v1/clients"): _create_client_with_foreign_id,
     ("POST", "/api/v1/touches"): _log_touch,
     ("GET", "/api/v1/callbacks"): _list_callbacks,
+    ("GET", "/api/v1/touches"): _list_touches,
     ("GET", "/api/v1/today"): _today,
 }
 

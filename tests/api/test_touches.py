@@ -173,6 +173,34 @@ def test_history_newest_first_with_cursor(rep):
     assert days == [5, 4, 3, 2, 1] and page3["next_cursor"] is None
 
 
+def test_sync_lists_touches_by_arrival_across_clients(rep, other_rep):
+    first, second = rep.add_client()["id"], rep.add_client()["id"]
+    other_rep.touch(other_rep.add_client()["id"])
+    early = datetime(2026, 1, 5, 15, tzinfo=UTC).isoformat()
+    ids = [
+        rep.touch(first).json["id"],
+        rep.touch(second, happened_at=early).json["id"],  # a late sync of an old call
+        rep.touch(first).json["id"],
+    ]
+    everything = rep.get("/touches").json
+    assert len(everything["items"]) == 3
+    assert everything["items"][-1]["id"] == ids[1]  # newest happened_at first
+
+    pages, cursor = [], None
+    while True:
+        query = {"updated_since": "2000-01-01T00:00:00Z", "limit": 2}
+        if cursor:
+            query["cursor"] = cursor
+        page = rep.get("/touches", query_string=query).json
+        pages += page["items"]
+        if not (cursor := page["next_cursor"]):
+            break
+    assert [t["id"] for t in pages] == ids  # arrival order, the old call included
+    since = pages[1]["created_at"]
+    later = rep.get("/touches", query_string={"updated_since": since}).json["items"]
+    assert [t["id"] for t in later] == ids[2:]
+
+
 # --- Late arrivals: derived fields follow happened_at, not arrival order --------------------
 
 _BASE = datetime(2026, 9, 1, 14, tzinfo=UTC)

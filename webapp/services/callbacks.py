@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from ..errors import ApiError
 from ..models import callbacks, utcnow
-from .pagination import paginate
+from .pagination import fetch_page
 
 CALLBACK_COLUMNS = [
     callbacks.c[name]
@@ -46,9 +46,7 @@ def list_callbacks(
         order = [callbacks.c.updated_at, callbacks.c.id]
     else:
         order = [callbacks.c.due_at, callbacks.c.id]
-    stmt, next_cursor = paginate(stmt, order, cursor, limit)
-    rows = list(session.execute(stmt).mappings())
-    return {"items": [dict(r) for r in rows[:limit]], "next_cursor": next_cursor(rows)}
+    return fetch_page(session, stmt, order, cursor, limit)
 
 
 def get_callback(session: Session, user_id: str, callback_id: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from ..errors import ApiError
 from ..models import callbacks, clients, new_id, utcnow
-from .pagination import paginate
+from .pagination import fetch_page
 from .phones import normalise_phone
 
 EDITABLE = ("name", "phone", "email", "company", "notes", "talking_points", "tags", "cadence_days")
@@ -206,9 +206,7 @@ def list_clients(
         order = [clients.c.name, clients.c.id]
     if q and q.strip():
         stmt = stmt.where(_search(q.strip()))
-    stmt, next_cursor = paginate(stmt, order, cursor, limit)
-    rows = list(session.execute(stmt).mappings())
-    return {"items": [client_dict(r) for r in rows[:limit]], "next_cursor": next_cursor(rows)}
+    return fetch_page(session, stmt, order, cursor, limit, item=client_dict)
 
 
 def _search(q: str) -> sa.ColumnElement[bool]:

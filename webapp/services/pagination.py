@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from ..db import UTCDateTime
 from ..errors import ApiError
@@ -77,3 +78,19 @@ def paginate(
         return encode_cursor([last[c.key] for c in order])
 
     return stmt, next_cursor
+
+
+def fetch_page(
+    session: Session,
+    stmt: sa.Select[Any],
+    order: Sequence[sa.ColumnElement[Any]],
+    cursor: str | None,
+    limit: int,
+    *,
+    descending: bool = False,
+    item: Callable[[Any], dict[str, Any]] = dict,
+) -> dict[str, Any]:
+    """Run ``stmt`` one keyset page at a time: the ``{items, next_cursor}`` answer of API.md."""
+    stmt, next_cursor = paginate(stmt, order, cursor, limit, descending=descending)
+    rows = list(session.execute(stmt).mappings())
+    return {"items": [item(r) for r in rows[:limit]], "next_cursor": next_cursor(rows)}

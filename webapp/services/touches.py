@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from ..db import UTCDateTime
 from ..errors import ApiError
 from ..models import callbacks, clients, new_id, touches, utcnow
-from .pagination import paginate
+from .pagination import fetch_page
 
 # A phone's clock may run a little fast; a touch from further in the future is a mistake.
 MAX_CLOCK_SKEW = timedelta(hours=1)
@@ -245,8 +245,26 @@ def list_touches(
     if owner is None:
         raise ApiError(404, "No such client.")
     stmt = sa.select(*TOUCH_COLUMNS).where(touches.c.client_id == client_id)
-    stmt, next_cursor = paginate(
-        stmt, [touches.c.happened_at, touches.c.id], cursor, limit, descending=True
-    )
-    rows = list(session.execute(stmt).mappings())
-    return {"items": [dict(r) for r in rows[:limit]], "next_cursor": next_cursor(rows)}
+    order = [touches.c.happened_at, touches.c.id]
+    return fetch_page(session, stmt, order, cursor, limit, descending=True)
+
+
+def list_rep_touches(
+    session: Session,
+    user_id: str,
+    *,
+    updated_since: datetime | None = None,
+    cursor: str | None = None,
+    limit: int = 100,
+) -> dict[str, Any]:
+    """All of this rep's touches, newest first; or, for sync, those that arrived since a time.
+
+    Touches never change once written, so arrival (``created_at``) is the sync cursor.
+    """
+    stmt = sa.select(*TOUCH_COLUMNS).where(touches.c.user_id == user_id)
+    if updated_since is not None:
+        stmt = stmt.where(touches.c.created_at > updated_since)
+        order, descending = [touches.c.created_at, touches.c.id], False
+    else:
+        order, descending = [touches.c.happened_at, touches.c.id], True
+    return fetch_page(session, stmt, order, cursor, limit, descending=descending)
