@@ -13,7 +13,7 @@ SQLite notes (the embedded default, where several gunicorn workers share one fil
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -142,6 +142,26 @@ class Database:
         with self._state.write_engine.begin() as conn:
             yield conn
 
+    @contextmanager
+    def fast_write(self) -> Iterator[Writer]:
+        """Like ``write``, but straight on the driver's connection, for ``Prepared`` statements.
+
+        For the hot path (logging a call): the same one short IMMEDIATE transaction, without
+        SQLAlchemy's per-statement execution layer.
+        """
+        engine = self._state.engine
+        raw = engine.raw_connection()
+        try:
+            if engine.dialect.name == "sqlite":
+                raw.driver_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
+            yield Writer(raw.cursor(), engine.dialect)
+            raw.commit()
+        except BaseException:
+            raw.rollback()
+            raise
+        finally:
+            raw.close()  # back to the pool
+
     @staticmethod
     def _close_session(_exc: BaseException | None) -> None:
         session = g.pop("_db_session", None)
@@ -150,3 +170,111 @@ class Database:
 
 
 db = Database()
+
+
+@dataclass
+class _Compiled:
+    sql: str
+    names: list[str] | None  # bind names in order, for positional drivers (SQLite)
+    binds: list[tuple[str, Callable[[Any], Any]]]  # bind processors (e.g. instants to text)
+    defaults: dict[str, Any]  # Python-side column defaults an INSERT must fill in itself
+    fixed: dict[str, Any]  # values written into the statement (e.g. status == "open")
+    results: list[Callable[[Any], Any] | None]  # result processors, one per column
+    keys: list[str]  # result column names
+
+
+class Prepared:
+    """A Core statement compiled once per dialect, for ``Writer``.
+
+    The SQL and its type conversions still come from SQLAlchemy (the statement is ordinary
+    Core); only the per-call machinery (cache lookup, execution context) is skipped. Give an
+    INSERT the ``column_keys`` it will be sent, so the compiled SQL names exactly those (plus
+    columns with Python-side defaults, which ``Writer`` fills in as SQLAlchemy would).
+    """
+
+    def __init__(self, stmt: sa.Executable, column_keys: list[str] | None = None) -> None:
+        self.stmt = stmt
+        self.column_keys = column_keys
+        self._by_dialect: dict[str, _Compiled] = {}
+
+    def compiled(self, dialect: sa.Dialect) -> _Compiled:
+        """The statement compiled for ``dialect`` (done once, then cached)."""
+        done = self._by_dialect.get(dialect.name)
+        if done is None:
+            done = self._by_dialect[dialect.name] = self._compile(dialect)
+        return done
+
+    def _compile(self, dialect: sa.Dialect) -> _Compiled:
+        compiled: Any = self.stmt.compile(dialect=dialect, column_keys=self.column_keys)
+        defaults = {}
+        for column in getattr(compiled, "insert_prefetch", ()):
+            default = column.default
+            if default is None or not (default.is_scalar or default.is_callable):
+                raise ValueError(f"{column.key} has a default Prepared cannot compute")
+            defaults[column.key] = default
+        results = [
+            entry.type._cached_result_processor(dialect, None) for entry in compiled._result_columns
+        ]
+        return _Compiled(
+            sql=compiled.string,
+            names=list(compiled.positiontup) if compiled.positional else None,
+            binds=list(compiled._bind_processors.items()),
+            defaults=defaults,
+            fixed={
+                name: bind.effective_value
+                for name, bind in compiled.binds.items()
+                if not bind.required
+            },
+            results=results,
+            keys=[entry.keyname for entry in compiled._result_columns],
+        )
+
+
+class Writer:
+    """Runs ``Prepared`` statements on one DBAPI cursor (see ``Database.fast_write``).
+
+    Driver errors come out as SQLAlchemy's exceptions (``IntegrityError`` and so on), as they
+    would from a ``Connection``.
+    """
+
+    def __init__(self, cursor: Any, dialect: sa.Dialect) -> None:
+        self.cursor = cursor
+        self.dialect = dialect
+
+    def _run(self, prepared: Prepared, params: dict[str, Any]) -> _Compiled:
+        compiled = prepared.compiled(self.dialect)
+        params = {**compiled.fixed, **params}
+        for key, default in compiled.defaults.items():
+            params[key] = default.arg if default.is_scalar else default.arg(None)
+        for name, process in compiled.binds:
+            params[name] = process(params[name])
+        args: Any = params if compiled.names is None else [params[n] for n in compiled.names]
+        try:
+            self.cursor.execute(compiled.sql, args)
+        except self.dialect.loaded_dbapi.Error as exc:
+            raise sa.exc.DBAPIError.instance(
+                compiled.sql, args, exc, self.dialect.loaded_dbapi.Error, dialect=self.dialect
+            ) from exc
+        return compiled
+
+    def run(self, prepared: Prepared, params: dict[str, Any]) -> None:
+        """Execute a statement whose result is not needed."""
+        self._run(prepared, params)
+
+    def first(self, prepared: Prepared, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        """Execute and return the first row (converted like SQLAlchemy would), or None."""
+        compiled = self._run(prepared, params)
+        row = self.cursor.fetchone()
+        if row is None:
+            return None
+        self.cursor.fetchall()  # drain, so the statement is finished
+        return tuple(
+            value if process is None else process(value)
+            for value, process in zip(row, compiled.results, strict=True)
+        )
+
+    def first_mapping(self, prepared: Prepared, params: dict[str, Any]) -> dict[str, Any] | None:
+        """``first``, as a dict of column name to value."""
+        row = self.first(prepared, params)
+        keys = prepared.compiled(self.dialect).keys
+        return None if row is None else dict(zip(keys, row, strict=True))

@@ -23,7 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..db import UTCDateTime
+from ..db import Prepared, UTCDateTime, Writer
 from ..errors import ApiError
 from ..models import callbacks, clients, new_id, touches, utcnow
 from .pagination import fetch_page
@@ -33,8 +33,8 @@ MAX_CLOCK_SKEW = timedelta(hours=1)
 
 TOUCH_COLUMNS = [c for c in touches.c if c.key not in ("user_id", "body_hash")]
 
-# The hot path's statements are built once, with bound parameters, so each request only binds
-# values and hits SQLAlchemy's compiled cache.
+# The hot path's statements are Core, built and compiled once (``Prepared``), with bound
+# parameters, so each request only binds values and runs them on the driver.
 _P = sa.bindparam
 _INSTANT = UTCDateTime()
 _H = _P("happened", type_=_INSTANT)
@@ -42,22 +42,27 @@ _NOW = _P("now", type_=_INSTANT)
 
 # RETURNING tells whether the row went in (rowcount is -1 on psycopg here, so not that).
 _INSERT = {
-    name: module.insert(touches)
-    .on_conflict_do_nothing(index_elements=["id"])
-    .returning(touches.c.id)
+    name: Prepared(
+        module.insert(touches)
+        .on_conflict_do_nothing(index_elements=["id"])
+        .returning(touches.c.id),
+        column_keys=[c.key for c in touches.c],
+    )
     for name, module in (("sqlite", sqlite), ("postgresql", postgresql))
 }
-_EXISTING = sa.select(touches.c.user_id, touches.c.body_hash, *TOUCH_COLUMNS).where(
-    touches.c.id == _P("id")
+_EXISTING = Prepared(
+    sa.select(touches.c.user_id, touches.c.body_hash, *TOUCH_COLUMNS).where(
+        touches.c.id == _P("id")
+    )
 )
 
 # A touch newer than all others: update the client in place.
-_NEWEST_REACHED = (
+_NEWEST_REACHED = Prepared(
     sa.update(clients)
     .where(clients.c.id == _P("cid"))
     .values(last_touch_at=_H, last_reached_at=_H, attempts_since_reached=0, updated_at=_NOW)
 )
-_NEWEST_ATTEMPT = (
+_NEWEST_ATTEMPT = Prepared(
     sa.update(clients)
     .where(clients.c.id == _P("cid"))
     .values(
@@ -96,7 +101,7 @@ def _recompute_statement() -> sa.Update:
     )
 
 
-_RECOMPUTE = _recompute_statement()
+_RECOMPUTE = Prepared(_recompute_statement())
 
 # Any touch keeps the promises made before it (and an earlier kept date wins).
 _KEEPS_PROMISE = sa.and_(
@@ -107,13 +112,13 @@ _KEEPS_PROMISE = sa.and_(
         sa.and_(callbacks.c.status == "done", callbacks.c.done_at > _H),
     ),
 )
-_FULFIL = (
+_FULFIL = Prepared(
     sa.update(callbacks).where(_KEEPS_PROMISE).values(status="done", done_at=_H, updated_at=_NOW)
 )
 
 # One read before the writes: the client's row (locked, and proving it is this rep's), whether
 # the new touch is the latest, and whether it keeps any promise (most touches keep none).
-_LOCK_CLIENT = (
+_LOCK_CLIENT = Prepared(
     sa.select(
         clients.c.last_touch_at,
         sa.exists().where(_KEEPS_PROMISE).label("keeps_promise"),
@@ -121,10 +126,24 @@ _LOCK_CLIENT = (
     .where(clients.c.id == _P("cid"), clients.c.user_id == _P("uid"))
     .with_for_update(of=clients)
 )
-_FIRST_LATER_TOUCH = sa.select(sa.func.min(touches.c.happened_at)).where(
-    touches.c.client_id == _P("cid"), touches.c.happened_at > _H
+_FIRST_LATER_TOUCH = Prepared(
+    sa.select(sa.func.min(touches.c.happened_at).label("first")).where(
+        touches.c.client_id == _P("cid"), touches.c.happened_at > _H
+    )
 )
-_INSERT_CALLBACK = sa.insert(callbacks)
+_CALLBACK_KEYS = [
+    "id",
+    "user_id",
+    "client_id",
+    "touch_id",
+    "origin_at",
+    "due_at",
+    "status",
+    "done_at",
+    "created_at",
+    "updated_at",
+]
+_INSERT_CALLBACK = Prepared(sa.insert(callbacks), column_keys=_CALLBACK_KEYS)
 
 
 def fingerprint(user_id: str, sent: dict[str, Any]) -> str:
@@ -137,11 +156,12 @@ def fingerprint(user_id: str, sent: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(canon, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def record_touch(conn: sa.Connection, user_id: str, data: dict[str, Any]) -> tuple[dict, bool]:
+def record_touch(conn: Writer, user_id: str, data: dict[str, Any]) -> tuple[dict, bool]:
     """Record one touch; return it and whether it was new (201) or a replay (200).
 
-    ``conn`` is in the caller's write transaction, which commits on return and rolls back when
-    this raises. ``data`` is the loaded request body: ids as strings or UUIDs, instants aware.
+    ``conn`` (from ``db.fast_write()``) is in the caller's write transaction, which commits on
+    return and rolls back when this raises. ``data`` is the loaded request body: ids as
+    strings or UUIDs, instants aware.
     """
     # Ids as text and instants in UTC, so "the same body" does not depend on how it was written.
     sent = {
@@ -171,44 +191,45 @@ def record_touch(conn: sa.Connection, user_id: str, data: dict[str, Any]) -> tup
     # Lock the client row first: concurrent touches on one client queue here, so each one's
     # recompute sees the others (PostgreSQL, READ COMMITTED). SQLite's IMMEDIATE already does.
     params = {"cid": client_id, "uid": user_id, "happened": happened, "now": now}
-    client = conn.execute(_LOCK_CLIENT, params).first()
+    client = conn.first(_LOCK_CLIENT, params)
     if client is None:
         raise ApiError(404, "No such client.")
+    last_touch_at, keeps_promise = client
 
     if callback_at is not None:
         touch["callback_id"] = callback_id or new_id()
-    inserted = conn.execute(
+    inserted = conn.first(
         _INSERT[conn.dialect.name], {**touch, "user_id": user_id, "body_hash": body_hash}
     )
-    if inserted.first() is None:
+    if inserted is None:
         return _replay(conn, touch_id, user_id, body_hash), False
 
-    in_order = client.last_touch_at is None or happened > client.last_touch_at
+    in_order = last_touch_at is None or happened > last_touch_at
     if not in_order:
         update = _RECOMPUTE
     elif touch["outcome"] == "reached":
         update = _NEWEST_REACHED
     else:
         update = _NEWEST_ATTEMPT
-    conn.execute(update, params)
-    if client.keeps_promise:
-        conn.execute(_FULFIL, params)
+    conn.run(update, params)
+    if keeps_promise:
+        conn.run(_FULFIL, params)
     if callback_at is not None:
         _open_callback(conn, user_id, touch, in_order, params)
     return touch, True
 
 
 def _open_callback(
-    conn: sa.Connection,
+    conn: Writer,
     user_id: str,
     touch: dict[str, Any],
     in_order: bool,
     params: dict[str, Any],
 ) -> None:
     # Delivered late, after a later touch: that later touch already kept this promise.
-    done_at = None if in_order else conn.execute(_FIRST_LATER_TOUCH, params).scalar()
+    done_at = None if in_order else conn.first(_FIRST_LATER_TOUCH, params)[0]  # type: ignore[index]
     try:
-        conn.execute(
+        conn.run(
             _INSERT_CALLBACK,
             {
                 "id": touch["callback_id"],
@@ -228,8 +249,8 @@ def _open_callback(
         raise ApiError(409, "That callback_id is already used by another promise.") from exc
 
 
-def _replay(conn: sa.Connection, touch_id: str, user_id: str, body_hash: str) -> dict[str, Any]:
-    row = conn.execute(_EXISTING, {"id": touch_id}).mappings().first()
+def _replay(conn: Writer, touch_id: str, user_id: str, body_hash: str) -> dict[str, Any]:
+    row = conn.first_mapping(_EXISTING, {"id": touch_id})
     if row is None or row["user_id"] != user_id or row["body_hash"] != body_hash:
         raise ApiError(409, "A touch with this id was already recorded with different details.")
     return {c.key: row[c.key] for c in TOUCH_COLUMNS}
