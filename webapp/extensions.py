@@ -50,15 +50,25 @@ class HeaderCSRFProtect(CSRFProtect):
             self.verified.put(key, True)
 
 
+class AuthLimiter(Limiter):
+    """Flask-Limiter, for limits that only the auth routes carry (as view decorators).
+
+    Decorated views check their own limits; the app-wide hook would only look for default
+    limits, which there are none of. Skipping it outside the auth routes keeps its per-request
+    context off the hot path (logging a call).
+    """
+
+    def _check_request_limit(
+        self, callable_name: str | None = None, in_middleware: bool = True
+    ) -> None:
+        if in_middleware and request.blueprint != "auth":
+            return
+        super()._check_request_limit(callable_name, in_middleware)
+
+
 login_manager = LoginManager()
 csrf = HeaderCSRFProtect()
-limiter = Limiter(key_func=client_address, headers_enabled=True)
-
-
-@limiter.request_filter
-def _outside_auth() -> bool:
-    # Only the auth routes carry limits; skipping the rest saves the lookup on every request.
-    return request.blueprint != "auth"
+limiter = AuthLimiter(key_func=client_address, headers_enabled=True)
 
 
 alembic = Alembic()

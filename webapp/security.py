@@ -102,8 +102,12 @@ def _csrf_error(exc: CSRFError) -> Any:
     return error_response(ApiError(exc.code or 400, exc.description, code="csrf_failed"))
 
 
+_SECURITY_HEADER_ITEMS = list(SECURITY_HEADERS.items())
+
+
 def _set_headers(response: Response) -> Response:
-    response.headers.update(SECURITY_HEADERS)
+    # extend, not update: no view sets these itself, and update re-scans the list per header.
+    response.headers.extend(_SECURITY_HEADER_ITEMS)
     if request.path.startswith("/api/"):
         # Private data: never kept by shared caches or the browser's HTTP cache.
         response.headers.setdefault("Cache-Control", "no-store")
