@@ -512,7 +512,7 @@ def test_security_headers_on_every_kind_of_answer(app, rep, ids):
         rep.get("/openapi.json"),
         rep.client.get(f"{API}/csrf"),
         app.test_client().get(f"{API}/me"),
-        app.test_client().get("/"),
+        app.test_client().get("/no-such-page"),
         app.test_client().head(f"{API}/csrf"),
         rep.post("/clients", {"name": ""}),
         rep.client.open(f"{API}/clients", method="PUT"),
