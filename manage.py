@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,6 +24,7 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / "bin"
 STAMP = VENV / ".touchbase-installed"
+CHROMIUM = "/usr/bin/chromium"  # Debian's Chromium, driven by the browser tests
 
 
 def ensure_venv(extras: tuple[str, ...] = ()) -> None:
@@ -97,9 +99,47 @@ def _supervise(procs: list[subprocess.Popen[bytes]]) -> int:
     return max((proc.wait() or 0) for proc in procs)
 
 
+def _apt_install(package: str) -> None:
+    """Install one Debian package with apt-get (as root), running apt-get update first."""
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", package]):
+        print("+ " + " ".join(cmd), flush=True)
+        subprocess.run(cmd, check=True, env=env)
+
+
+def ensure_test_tools() -> str | None:
+    """Make sure node (the phone's rules tests) and Chromium (the browser tests) are installed.
+
+    As root, a missing one is installed with apt-get. Otherwise the answer is a message saying
+    what is missing, since the suite cannot pass without them and must not skip them quietly.
+    """
+    missing = []
+    if shutil.which("node") is None:
+        missing.append(("node", "nodejs"))
+    if not Path(CHROMIUM).exists():
+        missing.append((CHROMIUM, "chromium"))
+    if not missing:
+        return None
+    if os.geteuid() != 0:
+        names = ", ".join(what for what, _ in missing)
+        packages = " ".join(package for _, package in missing)
+        return (
+            f"The tests need {names}, which is missing, and only root can install it here. "
+            f"Run: sudo apt-get install -y {packages}"
+        )
+    for what, package in missing:
+        print(f"{what} is missing; installing the Debian package {package} ...", flush=True)
+        _apt_install(package)
+    return None
+
+
 def test(args: list[str]) -> int:
     """Lint, check formatting, then run the whole suite (SQLite, plus PostgreSQL if asked)."""
     ensure_venv(("test",))
+    problem = ensure_test_tools()
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
     for check in (["ruff", "check", "."], ["ruff", "format", "--check", "."]):
         if subprocess.run([str(BIN / check[0]), *check[1:]], cwd=ROOT).returncode:
             return 1

@@ -117,4 +117,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     for module in (auth, clients, touches, callbacks, today):
         api.register_blueprint(module.blp, url_prefix=API_PREFIX)
     cli.init_app(app)
+    from . import pwa
+
+    app.register_blueprint(pwa.bp)
     return app
