@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.conftest import wait_until
+
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 IPHONE_UA = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
@@ -77,7 +79,7 @@ def test_installable(persistent_context, live_server):
         persistent_context.pages[0] if persistent_context.pages else persistent_context.new_page()
     )
     page.goto(live_server.url + "/")
-    page.wait_for_function("() => navigator.serviceWorker.controller !== null", timeout=20_000)
+    wait_until(page, "() => navigator.serviceWorker.controller !== null")
     cdp = persistent_context.new_cdp_session(page)
     errors = cdp.send("Page.getInstallabilityErrors")["installabilityErrors"]
     assert errors == []
@@ -89,7 +91,7 @@ def test_offline_calls_survive_reload_and_sync_once(page, context, live_server, 
     ann = rep.add_client("Ann Offline", phone="+13125550111")
     bob = rep.add_client("Bob Offline", phone="+13125550112")
     log_in(page, rep)
-    page.wait_for_function("() => navigator.serviceWorker.controller !== null", timeout=20_000)
+    wait_until(page, "() => navigator.serviceWorker.controller !== null")
     expect(page.locator(".today-list .row")).to_have_count(2)
 
     context.set_offline(True)
@@ -134,7 +136,7 @@ def test_update_toast_when_the_static_files_change(page, live_server, rep, tmp_p
     shutil.copytree(pwa.DEFAULT_STATIC, staged)
     live_server.reload(STATIC_DIR=str(staged))
     log_in(page, rep)
-    page.wait_for_function("() => navigator.serviceWorker.controller !== null", timeout=20_000)
+    wait_until(page, "() => navigator.serviceWorker.controller !== null")
     first = live_server.fetch("/sw.js").headers["X-Shell-Version"]
 
     # A deploy: one shell file changes, the server restarts with it.
@@ -148,11 +150,7 @@ def test_update_toast_when_the_static_files_change(page, live_server, rep, tmp_p
     toast = page.locator(".toast", has_text="Update available")
     expect(toast).to_be_visible(timeout=20_000)
     toast.get_by_role("button", name="Reload").click()
-    page.wait_for_function(
-        """async (v) => (await caches.keys()).join() === 'touchbase-shell-' + v""",
-        arg=second,
-        timeout=20_000,
-    )
+    wait_until(page, "async (v) => (await caches.keys()).join() === 'touchbase-shell-' + v", second)
     expect(page.locator("#screen-title")).to_have_text("Today")
 
 
@@ -245,7 +243,7 @@ def test_back_from_dialling_opens_the_sheet_and_undo_takes_the_call_back(page, l
 
 def test_add_client_offline_then_search_edit_and_archive(page, context, live_server, rep):
     log_in(page, rep)
-    page.wait_for_function("() => navigator.serviceWorker.controller !== null", timeout=20_000)
+    wait_until(page, "() => navigator.serviceWorker.controller !== null")
     context.set_offline(True)
     page.route("**/api/**", lambda route: route.abort())
     page.get_by_role("link", name="Clients").click()
@@ -398,7 +396,7 @@ def test_a_call_logged_offline_survives_a_browser_restart(
     page = context.pages[0] if context.pages else context.new_page()
     log_in(page, rep)
     expect(page.locator(".today-list .row")).to_have_count(1)
-    page.wait_for_function("() => navigator.serviceWorker.controller !== null", timeout=20_000)
+    wait_until(page, "() => navigator.serviceWorker.controller !== null")
     context.set_offline(True)
     page.route("**/api/**", lambda route: route.abort())
     page.locator(".today-list .row .row-main").click()
