@@ -53,7 +53,7 @@ def _stamp_all(pyproject: bytes) -> str:
 
 
 def serve() -> int:
-    """Apply migrations, then run the web server until Ctrl-C."""
+    """Apply migrations, then run the web server and one push dispatcher until Ctrl-C."""
     ensure_venv()
     env = {**os.environ}
     port = env.get("PORT", "8000")
@@ -73,8 +73,14 @@ def serve() -> int:
         "-",
         "wsgi:app",
     ]
+    # One dispatcher sends the push reminders; with SQLite its claims queue behind web writes
+    # like any other writer. If either process ends, _supervise stops the other.
+    dispatcher = [*flask, "dispatch"]
     print(f"Touchbase is running on http://127.0.0.1:{port} (Ctrl-C to stop)", flush=True)
-    procs = [subprocess.Popen(web, cwd=ROOT, env=env)]
+    procs = [
+        subprocess.Popen(web, cwd=ROOT, env=env),
+        subprocess.Popen(dispatcher, cwd=ROOT, env=env),
+    ]
     return _supervise(procs)
 
 

@@ -112,9 +112,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     errors.register(app)
     security.init_app(app)
 
-    from . import auth, callbacks, cli, clients, today, touches
+    from . import auth, callbacks, cli, clients, push, today, touches
 
-    for module in (auth, clients, touches, callbacks, today):
+    push.init_app(app)
+    for module in (auth, clients, touches, callbacks, today, push):
         api.register_blueprint(module.blp, url_prefix=API_PREFIX)
     cli.init_app(app)
     from . import pwa

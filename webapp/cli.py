@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 import click
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 
+from . import dispatch
 from .db import db
 from .errors import ApiError
 from .schemas import RegisterSchema
@@ -34,6 +38,38 @@ def create_user(email: str, name: str, timezone: str, password: str) -> None:
     click.echo(f"Created {accounts.normalise_email(email)}.")
 
 
+@click.command("dispatch")
+@click.option("--once", is_flag=True, help="Send what is due now, then exit.")
+@click.option(
+    "--interval", type=float, help="Seconds between passes [TOUCHBASE_DISPATCH_INTERVAL]."
+)
+@click.option("--batch", type=int, default=dispatch.BATCH, show_default=True)
+@click.option("--lease", type=float, default=dispatch.LEASE, show_default=True, help="Seconds.")
+@click.option("--concurrency", type=int, default=dispatch.CONCURRENCY, show_default=True)
+@with_appcontext
+def dispatch_command(
+    once: bool, interval: float | None, batch: int, lease: float, concurrency: int
+) -> None:
+    """Send due callback reminders by Web Push: forever, or --once."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s dispatch %(levelname)s %(message)s")
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    dispatcher = dispatch.Dispatcher(app, batch=batch, lease=lease, concurrency=concurrency)
+    try:
+        if once:
+            stats = dispatcher.run_once()
+            click.echo(
+                f"claimed {stats.claimed}, notified {stats.notified}, deferred {stats.deferred}, "
+                f"retrying {stats.retried}, failed {stats.failed}, no device {stats.no_device}, "
+                f"tests {stats.tests}"
+            )
+        else:
+            dispatch.install_signal_handlers(dispatcher)
+            dispatcher.run_forever(interval or app.config["DISPATCH_INTERVAL"])
+    finally:
+        dispatcher.close()
+
+
 def init_app(app: Flask) -> None:
     """Register the commands."""
     app.cli.add_command(create_user)
+    app.cli.add_command(dispatch_command)

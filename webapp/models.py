@@ -17,6 +17,8 @@ from .db import Base, UTCDateTime
 
 OUTCOMES = ("reached", "left_message", "no_answer")
 CALLBACK_STATUSES = ("open", "done", "cancelled")
+# Open, not yet pushed, not given up on: what the dispatcher's partial index covers.
+DISPATCHABLE = "status = 'open' AND notified_at IS NULL AND last_error IS NULL"
 
 
 def new_id() -> str:
@@ -108,6 +110,13 @@ class Callback(Base):
         sa.Index("ix_callbacks_client_status", "client_id", "status"),
         sa.Index("ix_callbacks_status_due", "status", "due_at"),
         sa.Index("ix_callbacks_user_updated", "user_id", "updated_at"),
+        # The dispatcher's queue: only the promises it may still have to push (dispatch.py).
+        sa.Index(
+            "ix_callbacks_dispatch",
+            "due_at",
+            sqlite_where=sa.text(DISPATCHABLE),
+            postgresql_where=sa.text(DISPATCHABLE),
+        ),
     )
 
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
@@ -126,9 +135,37 @@ class Callback(Base):
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     send_attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(sa.Text)
+    # Which dispatcher pass holds the lease: results are written only while it still does.
+    claim_token: Mapped[str | None] = mapped_column(sa.String(32))
+
+
+class PushSubscription(Base):
+    """One browser's push subscription. The endpoint is the browser's; the rep is whoever
+    posted it last (a shared phone moves to the rep who logs in on it)."""
+
+    __tablename__ = "push_subscriptions"
+    __table_args__ = (
+        sa.Index("ix_push_subscriptions_user", "user_id"),
+        sa.Index("ix_push_subscriptions_test", "test_requested_at"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    endpoint: Mapped[str] = mapped_column(sa.String(2048), unique=True)
+    p256dh: Mapped[str] = mapped_column(sa.String(100))
+    auth: Mapped[str] = mapped_column(sa.String(40))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Failed pushes in a row, and the last push service answer that was not a success.
+    failures: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    # Set by POST /push/test; the dispatcher sends the test and clears it.
+    test_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 users = User.__table__
 clients = Client.__table__
 touches = Touch.__table__
 callbacks = Callback.__table__
+push_subscriptions = PushSubscription.__table__

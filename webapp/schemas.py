@@ -260,6 +260,39 @@ class TodaySchema(Schema):
     goal = fields.Integer()
 
 
+class PushKeySchema(Schema):
+    public_key = fields.String(
+        metadata={"description": "VAPID public key: base64url, uncompressed P-256 point"}
+    )
+
+
+class PushKeysSchema(Schema):
+    p256dh = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    auth = fields.String(required=True, validate=validate.Length(min=1, max=40))
+
+
+class PushSubscribeSchema(Schema):
+    """``PushSubscription.toJSON()`` as the browser gives it (``expirationTime`` is ignored)."""
+
+    endpoint = fields.String(required=True, validate=validate.Length(min=1, max=2048))
+    keys = fields.Nested(PushKeysSchema, required=True)
+    expiration_time = fields.Float(allow_none=True, data_key="expirationTime", load_only=True)
+
+
+class PushUnsubscribeSchema(Schema):
+    endpoint = fields.String(required=True, validate=validate.Length(min=1, max=2048))
+
+
+class PushSubscriptionSchema(Schema):
+    id = fields.String()
+    endpoint = fields.String()
+    created_at = Instant()
+
+
+class PushTestSchema(Schema):
+    devices = fields.Integer(metadata={"description": "How many devices the test was queued for"})
+
+
 class ErrorDetailSchema(Schema):
     code = fields.String(required=True, metadata={"description": "e.g. not_found"})
     message = fields.String(required=True, metadata={"description": "A human sentence"})

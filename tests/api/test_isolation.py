@@ -11,12 +11,15 @@ matrix nor listed as public makes ``test_matrix_covers_every_route`` fail until 
 
 from __future__ import annotations
 
+import base64
 import re
 import uuid
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.conftest import Rep
 
@@ -29,6 +32,8 @@ PUBLIC = {
     ("POST", "/api/v1/auth/login"),
     ("POST", "/api/v1/auth/logout"),
     ("GET", "/api/v1/openapi.json"),
+    # The VAPID public key: the same for everyone, and meant to be public.
+    ("GET", "/api/v1/push/key"),
 }
 
 # Every route that takes an id in its path, with a body that would be valid for the owner.
@@ -63,6 +68,8 @@ def world(rep: Rep, other_rep: Rep) -> dict[str, Any]:
     assert promise.status_code == 201, promise.json
     assert rep.touch(second["id"], "no_answer").status_code == 201
     own = other_rep.add_client("Bea Own")
+    browser = rep.post("/push/subscriptions", {"endpoint": A_ENDPOINT, "keys": _keys()})
+    assert browser.status_code == 201, browser.json
     return {
         "a": rep,
         "b": other_rep,
@@ -94,7 +101,7 @@ def _snapshot(app, user_id: str) -> dict[str, list[tuple]]:
                 sa.text("SELECT * FROM users WHERE id = :u"), {"u": user_id}
             ).all()
         }
-        for table in ("clients", "touches", "callbacks"):
+        for table in ("clients", "touches", "callbacks", "push_subscriptions"):
             rows[table] = conn.execute(
                 sa.text(f"SELECT * FROM {table} WHERE user_id = :u ORDER BY id"), {"u": user_id}
             ).all()
@@ -300,6 +307,43 @@ def _today(world) -> None:
     assert a.get("/today").json["done_today"] == 3
 
 
+A_ENDPOINT = "https://fcm.googleapis.com/fcm/send/a-secret-browser"
+
+
+def _keys() -> dict[str, str]:
+    """Push keys of a new browser: a P-256 point and a 16-byte secret, base64url."""
+    point = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    )
+    return {
+        "p256dh": base64.urlsafe_b64encode(point).rstrip(b"=").decode(),
+        "auth": base64.urlsafe_b64encode(bytes(range(16))).rstrip(b"=").decode(),
+    }
+
+
+def _subscribe(world) -> None:
+    b = world["b"]
+    mine = "https://fcm.googleapis.com/fcm/send/b-own-browser"
+    resp = b.post("/push/subscriptions", {"endpoint": mine, "keys": _keys()})
+    assert resp.status_code == 201 and resp.json["endpoint"] == mine
+    _assert_no_secrets(resp)
+    assert A_ENDPOINT not in resp.get_data(as_text=True)
+
+
+def _unsubscribe(world) -> None:
+    # B cannot remove A's browser: the answer is the same 204, and A's row stays.
+    resp = world["b"].delete("/push/subscriptions", {"endpoint": A_ENDPOINT})
+    assert resp.status_code == 204
+
+
+def _push_test(world) -> None:
+    # B has no browser: nothing is queued, and A's browser is not asked to show B's test.
+    resp = world["b"].post("/push/test")
+    assert resp.status_code == 202 and resp.json == {"devices": 0}
+
+
 SCOPED_CALLS = {
     ("GET", "/api/v1/me"): _get_me,
     ("PATCH", "/api/v1/me"): _patch_me,
@@ -309,6 +353,9 @@ SCOPED_CALLS = {
     ("GET", "/api/v1/callbacks"): _list_callbacks,
     ("GET", "/api/v1/touches"): _list_touches,
     ("GET", "/api/v1/today"): _today,
+    ("POST", "/api/v1/push/subscriptions"): _subscribe,
+    ("DELETE", "/api/v1/push/subscriptions"): _unsubscribe,
+    ("POST", "/api/v1/push/test"): _push_test,
 }
 
 

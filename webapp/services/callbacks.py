@@ -84,7 +84,9 @@ def snooze_callback(
             due_at=until,
             status="open",
             notified_at=None,
+            # A dispatcher still holding the old lease must not mark the new time notified.
             claimed_until=None,
+            claim_token=None,
             send_attempts=0,
             last_error=None,
             updated_at=utcnow(),
@@ -104,6 +106,6 @@ def cancel_callback(session: Session, user_id: str, callback_id: str) -> None:
             callbacks.c.user_id == user_id,
             callbacks.c.status == "open",
         )
-        .values(status="cancelled", claimed_until=None, updated_at=utcnow())
+        .values(status="cancelled", claimed_until=None, claim_token=None, updated_at=utcnow())
     )
     session.commit()
