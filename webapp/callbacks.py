@@ -6,7 +6,13 @@ from typing import Any
 
 from .api import Blueprint
 from .db import db
-from .schemas import CallbackListArgsSchema, CallbackListSchema, CallbackSchema, SnoozeSchema
+from .schemas import (
+    CallbackCreateSchema,
+    CallbackListArgsSchema,
+    CallbackListSchema,
+    CallbackSchema,
+    SnoozeSchema,
+)
 from .security import rep_id, require_login
 from .services import callbacks
 
@@ -20,6 +26,22 @@ blp.before_request(require_login)
 def list_callbacks(args: dict[str, Any]) -> dict[str, Any]:
     """Callbacks, soonest first; ``status=open`` for the promises still to keep."""
     return callbacks.list_callbacks(db.session, rep_id(), **args)
+
+
+@blp.route("/callbacks", methods=["POST"])
+@blp.arguments(CallbackCreateSchema())
+@blp.response(201, CallbackSchema)
+@blp.alt_response(200, schema=CallbackSchema, description="Replay of the same promise")
+def create(data: dict[str, Any]) -> Any:
+    """Promise to call a client at ``due_at``, without a call (e.g. "call Dana on Friday").
+
+    It replaces the client's other open promises. Idempotent by ``id``: the same id for the
+    same client answers 200 with the promise as it is now (it may have been snoozed since).
+    """
+    callback, created = callbacks.create_callback(
+        db.session, rep_id(), str(data["id"]), str(data["client_id"]), data["due_at"]
+    )
+    return callback if created else (callback, 200)
 
 
 @blp.route("/callbacks/<uuid:callback_id>/snooze", methods=["POST"])

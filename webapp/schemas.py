@@ -244,6 +244,12 @@ class SnoozeSchema(Schema):
     until = Instant(required=True)
 
 
+class CallbackCreateSchema(Schema):
+    id = fields.UUID(required=True, metadata={"description": "Chosen by the phone (offline)"})
+    client_id = fields.UUID(required=True)
+    due_at = Instant(required=True)
+
+
 class TodayItemSchema(Schema):
     client = fields.Nested(ClientSchema)
     reason = fields.String()

@@ -80,3 +80,44 @@ def test_updated_since_for_sync(rep):
     rep.delete(f"/callbacks/{first}")
     changed = rep.get("/callbacks", query_string={"updated_since": mark}).json["items"]
     assert {c["id"] for c in changed} == {first, second}
+
+
+def test_promise_without_a_call(rep):
+    client, old = _promise(rep, "2030-01-02T09:00:00Z")
+    new = str(uuid.uuid4())
+    body = {"id": new, "client_id": client["id"], "due_at": "2030-01-09T09:00:00-06:00"}
+    resp = rep.post("/callbacks", body)
+    assert resp.status_code == 201, resp.json
+    assert resp.json["status"] == "open" and resp.json["due_at"] == "2030-01-09T15:00:00+00:00"
+    # It replaces the open promise: the rep moved the date.
+    assert rep.get(f"/clients/{client['id']}").json["open_callback"] == {
+        "id": new,
+        "due_at": "2030-01-09T15:00:00+00:00",
+    }
+    statuses = {c["id"]: c["status"] for c in rep.get("/callbacks").json["items"]}
+    assert statuses == {old: "cancelled", new: "open"}
+    # A replay (the phone never saw the answer) is a 200, even after a snooze.
+    rep.post(f"/callbacks/{new}/snooze", {"until": "2030-01-10T09:00:00Z"})
+    again = rep.post("/callbacks", body)
+    assert again.status_code == 200 and again.json["due_at"] == "2030-01-10T09:00:00+00:00"
+    # The next call keeps it, like any promise.
+    rep.touch(client["id"], "reached")
+    assert rep.get(f"/clients/{client['id']}").json["open_callback"] is None
+
+
+def test_promise_without_a_call_refuses_bad_input(rep):
+    client = rep.add_client()
+    other = rep.add_client()
+    cid = str(uuid.uuid4())
+    ok = {"id": cid, "client_id": client["id"], "due_at": "2030-01-09T09:00:00Z"}
+    assert rep.post("/callbacks", ok).status_code == 201
+    clash = rep.post("/callbacks", {**ok, "client_id": other["id"]})
+    assert clash.status_code == 409 and clash.json["error"]["code"] == "conflict"
+    stranger = str(uuid.uuid4())
+    unknown = rep.post("/callbacks", {**ok, "id": str(uuid.uuid4()), "client_id": stranger})
+    assert unknown.status_code == 404
+    naive = rep.post("/callbacks", {**ok, "id": str(uuid.uuid4()), "due_at": "2030-01-09T09:00"})
+    assert naive.status_code == 422 and "due_at" in naive.json["error"]["fields"]
+    rep.delete(f"/clients/{other['id']}")
+    archived = rep.post("/callbacks", {**ok, "id": str(uuid.uuid4()), "client_id": other["id"]})
+    assert archived.status_code == 404

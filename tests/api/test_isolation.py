@@ -254,6 +254,18 @@ def _create_client_with_foreign_id(world) -> None:
     assert a.get(f"/clients/{cid}").json["name"] == "Zelda Secretname"
 
 
+def _promise_for_foreign_client(world) -> None:
+    a, b, ids = world["a"], world["b"], world["ids"]
+    before = a.get(f"/clients/{ids['client_id']}").json
+    body = {"id": str(uuid.uuid4()), "client_id": ids["client_id"], "due_at": "2031-01-01T09:00Z"}
+    _assert_error(b.post("/callbacks", body), 404, "not_found")
+    # Nor can B take A's callback id for a promise on B's own client.
+    clash = {**body, "id": ids["callback_id"], "client_id": world["b_client"]["id"]}
+    _assert_error(b.post("/callbacks", clash), 409, "conflict")
+    assert a.get(f"/clients/{ids['client_id']}").json == before
+    assert b.get("/callbacks").json["items"] == []
+
+
 def _log_touch(world) -> None:
     a, b, ids = world["a"], world["b"], world["ids"]
     before = a.get(f"/clients/{ids['client_id']}").json
@@ -350,6 +362,7 @@ SCOPED_CALLS = {
     ("GET", "/api/v1/clients"): _list_clients,
     ("POST", "/api/v1/clients"): _create_client_with_foreign_id,
     ("POST", "/api/v1/touches"): _log_touch,
+    ("POST", "/api/v1/callbacks"): _promise_for_foreign_client,
     ("GET", "/api/v1/callbacks"): _list_callbacks,
     ("GET", "/api/v1/touches"): _list_touches,
     ("GET", "/api/v1/today"): _today,

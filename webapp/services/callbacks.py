@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from ..errors import ApiError
-from ..models import callbacks, utcnow
+from ..models import callbacks, clients, utcnow
 from .pagination import fetch_page
 
 CALLBACK_COLUMNS = [
@@ -63,6 +63,58 @@ def get_callback(session: Session, user_id: str, callback_id: str) -> dict[str, 
     if row is None:
         raise ApiError(404, "No such callback.")
     return dict(row)
+
+
+def create_callback(
+    session: Session, user_id: str, callback_id: str, client_id: str, due_at: datetime
+) -> tuple[dict[str, Any], bool]:
+    """Open a promise for one of this rep's clients; return it and whether it is new.
+
+    The new promise replaces the client's other open ones (the rep is moving the date). A replay
+    of the same id for the same client is not an error: the phone may not have seen the answer.
+    """
+    existing = session.execute(
+        sa.select(callbacks.c.user_id, callbacks.c.client_id).where(callbacks.c.id == callback_id)
+    ).first()
+    if existing is not None:
+        session.rollback()
+        if existing.user_id == user_id and existing.client_id == client_id:
+            return get_callback(session, user_id, callback_id), False
+        raise ApiError(409, "That callback id is already used by another promise.")
+    owner = session.execute(
+        sa.select(clients.c.id).where(
+            clients.c.id == client_id,
+            clients.c.user_id == user_id,
+            clients.c.archived_at.is_(None),
+        )
+    ).first()
+    if owner is None:
+        session.rollback()
+        raise ApiError(404, "No such client.")
+    now = utcnow()
+    session.execute(
+        sa.update(callbacks)
+        .where(callbacks.c.client_id == client_id, callbacks.c.status == "open")
+        .values(status="cancelled", claimed_until=None, claim_token=None, updated_at=now)
+    )
+    session.execute(
+        sa.insert(callbacks).values(
+            id=callback_id,
+            user_id=user_id,
+            client_id=client_id,
+            origin_at=now,
+            due_at=due_at,
+            status="open",
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    try:
+        session.commit()
+    except sa.exc.IntegrityError as exc:  # the same id, arriving twice at the same moment
+        session.rollback()
+        raise ApiError(409, "That callback id is already used by another promise.") from exc
+    return get_callback(session, user_id, callback_id), True
 
 
 def snooze_callback(
