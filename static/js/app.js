@@ -13,14 +13,15 @@ import { renderLogin, renderSignup } from "./ui/auth.js";
 import { openSheet, initSheet, isOpen } from "./ui/sheet.js";
 import { takeDialled } from "./ui/dial.js";
 import { initUpdates } from "./updates.js";
+import "./push.js";
 
 const SYNC_EVERY = 30 * 1000;
 const ROUTES = [
   [/^#\/today$/, "today", "Today", renderToday],
   [/^#\/clients$/, "clients", "Clients", renderClients],
   [/^#\/clients\/new$/, "clients", "New client", (v) => renderEdit(v)],
-  [/^#\/client\/([\w-]+)$/, "clients", "Client", (v, m) => renderCard(v, { id: m[1] })],
-  [/^#\/client\/([\w-]+)\/edit$/, "clients", "Edit client", (v, m) => renderEdit(v, { id: m[1] })],
+  [/^#\/clients\/([\w-]+)$/, "clients", "Client", (v, m) => renderCard(v, { id: m[1] })],
+  [/^#\/clients\/([\w-]+)\/edit$/, "clients", "Edit client", (v, m) => renderEdit(v, { id: m[1] })],
   [/^#\/settings$/, "settings", "Settings", renderSettings],
   [/^#\/login$/, null, "Touchbase", (v) => renderLogin(v, { after: loggedIn, message: loginMessage })],
   [/^#\/signup$/, null, "Touchbase", (v) => renderSignup(v, { after: loggedIn })],

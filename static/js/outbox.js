@@ -29,6 +29,21 @@ export async function load() {
   notify();
 }
 
+/**
+ * Take in records another context wrote (the service worker, for a notification's "Called" or
+ * "Tomorrow"). Entries this page already holds are left as they are: unlike load(), this never
+ * swaps an entry being sent or edited for a copy.
+ */
+export async function adopt() {
+  const known = new Set(entries.map((e) => e.seq));
+  const found = (await all("outbox")).filter((e) => !known.has(e.seq));
+  if (!found.length) return 0;
+  entries = [...entries, ...found].sort((a, b) => a.seq - b.seq);
+  lastSeq = Math.max(lastSeq, entries[entries.length - 1].seq);
+  notify();
+  return found.length;
+}
+
 export function counts() {
   let waiting = 0;
   let failed = 0;

@@ -22,7 +22,8 @@ export async function initUpdates() {
     // Only a reload the rep asked for: the very first install also changes the controller.
     if (reloading) location.reload();
   });
-  const reg = await navigator.serviceWorker.register("/sw.js");
+  // A module worker: it imports the app's outbox for the notification buttons (see sw.js).
+  const reg = await navigator.serviceWorker.register("/sw.js", { type: "module" });
   const watch = (worker) => {
     worker.addEventListener("statechange", () => {
       if (worker.state === "installed" && navigator.serviceWorker.controller) offer(worker);

@@ -276,7 +276,7 @@ def test_add_client_offline_then_search_edit_and_archive(page, context, live_ser
         ["Tier B"],
     )
 
-    page.goto(f"/#/client/{olga['id']}/edit")
+    page.goto(f"/#/clients/{olga['id']}/edit")
     page.get_by_label("Company").fill("Fjord Foods AS")
     page.get_by_role("button", name="Save changes").click()
     expect(page.locator(".card-head")).to_contain_text("Fjord Foods AS")

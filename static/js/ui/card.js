@@ -93,7 +93,7 @@ export function renderCard(view, { id }) {
             )
           : h("p", { class: "muted" }, "Never contacted."),
       ),
-      !client.archived_at && h("div", { class: "row-actions" }, h("a", { class: "btn ghost", href: `#/client/${id}/edit` }, "Edit or archive")),
+      !client.archived_at && h("div", { class: "row-actions" }, h("a", { class: "btn ghost", href: `#/clients/${id}/edit` }, "Edit or archive")),
     );
   };
   draw();

@@ -29,7 +29,7 @@ export function renderClients(view) {
               { class: "row" },
               h(
                 "a",
-                { class: "row-main", href: `#/client/${c.id}` },
+                { class: "row-main", href: `#/clients/${c.id}` },
                 h("span", { class: "name" }, c.name),
                 h("span", { class: "company" }, [c.company, c.phone].filter(Boolean).join(" · ") || "No phone yet"),
               ),
@@ -153,7 +153,7 @@ function save(form, client) {
       outbox.add({ kind: "client_update", method: "PATCH", path: `/clients/${client.id}`, body: changes, label: `Edit ${values.name}` });
     }
     changed();
-    location.hash = `#/client/${client.id}`;
+    location.hash = `#/clients/${client.id}`;
   } else {
     const id = crypto.randomUUID();
     const body = { id, ...values };
@@ -170,7 +170,7 @@ function save(form, client) {
     });
     outbox.add({ kind: "client_create", method: "POST", path: "/clients", body, label: `Add ${values.name}` });
     changed();
-    location.hash = `#/client/${id}`;
+    location.hash = `#/clients/${id}`;
   }
   outbox.flush();
 }

@@ -40,7 +40,7 @@ function row(item, now) {
     { class: "row", dataset: { clientId: client.id, reason: item.reason } },
     h(
       "a",
-      { class: "row-main", href: `#/client/${client.id}` },
+      { class: "row-main", href: `#/clients/${client.id}` },
       h("span", { class: "name" }, client.name),
       client.company && h("span", { class: "company" }, client.company),
       h("span", { class: `reason${item.overdue ? " overdue" : ""}` }, reasonText(item, client, { now, timezone, tiers })),
