@@ -91,6 +91,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from webapp import create_app
@@ -429,7 +430,13 @@ def wait_until(page: Any, function: str, arg: Any = None, timeout: float = 20.0)
     """
     deadline = time.monotonic() + timeout
     while True:
-        value = page.evaluate(function, arg)
+        try:
+            value = page.evaluate(function, arg)
+        except PlaywrightError as exc:
+            # A reload in progress (e.g. after "Update available · Reload"): ask the next page.
+            if "context was destroyed" not in str(exc) and "navigat" not in str(exc):
+                raise
+            value = None
         if value:
             return value
         if time.monotonic() > deadline:
