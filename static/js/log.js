@@ -58,17 +58,21 @@ export function changePick(session, dueAt) {
     e.notBefore = Date.now() + HOLD_WHILE_OPEN;
   });
   if (!inPlace) {
-    // Already sent. The server knows the promise only if the call carried one.
+    // Already sent. If the call carried no promise, this pick makes one (under the id the
+    // phone chose); otherwise it moves or cancels the one the call made.
+    const path = `/callbacks/${session.callbackId}`;
     if (!session.body.callback_id) {
       if (!iso) return { ok: true };
-      return { ok: false, message: "This call was already saved without a callback; log the next call to set one." };
+      const body = { id: session.callbackId, client_id: session.clientId, due_at: iso };
+      outbox.add({ kind: "promise", method: "POST", path: "/callbacks", body, label: "New callback" });
+      session.body.callback_id = session.callbackId;
+    } else {
+      outbox.add(
+        iso
+          ? { kind: "snooze", method: "POST", path: `${path}/snooze`, body: { until: iso }, label: "Move callback" }
+          : { kind: "cancel", method: "DELETE", path, body: null, label: "Cancel callback" },
+      );
     }
-    const path = `/callbacks/${session.callbackId}`;
-    outbox.add(
-      iso
-        ? { kind: "snooze", method: "POST", path: `${path}/snooze`, body: { until: iso }, label: "Move callback" }
-        : { kind: "cancel", method: "DELETE", path, body: null, label: "Cancel callback" },
-    );
     outbox.flush();
   }
   setPromise(session.clientId, session.callbackId, iso);

@@ -382,6 +382,31 @@ def test_a_new_pick_after_the_call_was_sent_snoozes_then_cancels(page, live_serv
     assert len(rep.touches(dana["id"])) == 1
 
 
+def test_a_pick_after_a_call_sent_without_a_promise_makes_one(page, live_server, rep):
+    page.clock.install(time=datetime.now(UTC))
+    dana = rep.add_client("Dana Doe", phone="+13125550100")
+    log_in(page, rep)
+    page.locator(".today-list .row .row-main").click()
+    page.get_by_role("button", name="Log a call").click()
+    # Reached, and Dana has no rhythm: the rules suggest no promise.
+    page.get_by_role("button", name="Reached").click()
+    page.clock.fast_forward("02:10")
+    expect(page.locator("#sync-status")).to_have_text("All saved", timeout=20_000)
+    [touch] = rep.touches(dana["id"])
+    assert touch["callback_id"] is None and rep.callbacks("open") == []
+
+    page.get_by_role("button", name="Next week").click()
+    expect(page.locator("#sync-status")).to_have_text("All saved", timeout=20_000)
+    [promise] = rep.callbacks("open")
+    due = datetime.fromisoformat(promise["due_at"]).astimezone(ZoneInfo("America/Chicago"))
+    assert promise["client_id"] == dana["id"] and (due.weekday(), due.hour) == (0, 9)
+    # A second change moves that same promise.
+    page.get_by_role("button", name="Tomorrow").click()
+    expect(page.locator("#sync-status")).to_have_text("All saved", timeout=20_000)
+    [moved] = rep.callbacks("open")
+    assert moved["id"] == promise["id"] and moved["due_at"] != promise["due_at"]
+
+
 def test_a_call_logged_offline_survives_a_browser_restart(
     playwright, browser_type_launch_args, live_server, rep, tmp_path
 ):
