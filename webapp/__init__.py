@@ -112,11 +112,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     errors.register(app)
     security.init_app(app)
 
-    from . import auth, callbacks, cli, clients, push, today, touches
+    from . import auth, callbacks, cli, clients, imports, push, today, touches
 
     push.init_app(app)
-    for module in (auth, clients, touches, callbacks, today, push):
+    for module in (auth, clients, touches, callbacks, today, push, imports):
         api.register_blueprint(module.blp, url_prefix=API_PREFIX)
+    app.register_blueprint(imports.feed_bp)
     cli.init_app(app)
     from . import pwa
 

@@ -69,7 +69,49 @@ def dispatch_command(
         dispatcher.close()
 
 
+@click.command("import-clients")
+@click.argument("email")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as the API's JSON.")
+@with_appcontext
+def import_clients_command(email: str, file: str, as_json: bool) -> None:
+    """Import a CSV or vCard FILE into the clients of the rep with EMAIL."""
+    import json
+
+    import sqlalchemy as sa
+
+    from .models import users
+    from .services import imports
+
+    row = db.session.execute(
+        sa.select(users.c.id, users.c.tier_a_days, users.c.tier_b_days, users.c.tier_c_days).where(
+            users.c.email == accounts.normalise_email(email)
+        )
+    ).first()
+    db.session.rollback()
+    if row is None:
+        raise click.ClickException(f"No account with the email {email}.")
+    tiers = {"A": row.tier_a_days, "B": row.tier_b_days, "C": row.tier_c_days}
+    try:
+        with open(file, "rb") as stream, db.write() as conn:
+            summary = imports.import_file(
+                conn, row.id, stream, current_app.config["DEFAULT_REGION"], tiers
+            )
+    except ApiError as exc:
+        raise click.ClickException(exc.message) from exc
+    if as_json:
+        click.echo(json.dumps(summary, ensure_ascii=False))
+        return
+    click.echo(
+        f"created {summary['created']}, updated {summary['updated']}, "
+        f"skipped {summary['skipped']}, problems {len(summary['errors'])}"
+    )
+    for problem in summary["errors"]:
+        click.echo(f"line {problem['line']}: {problem['message']}")
+
+
 def init_app(app: Flask) -> None:
     """Register the commands."""
     app.cli.add_command(create_user)
     app.cli.add_command(dispatch_command)
+    app.cli.add_command(import_clients_command)

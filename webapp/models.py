@@ -33,6 +33,10 @@ def utcnow() -> datetime:
 
 class User(UserMixin, Base):
     __tablename__ = "users"
+    __table_args__ = (
+        # The calendar feed finds its rep by the hash of the token in its URL.
+        sa.Index("ix_users_calendar_token_hash", "calendar_token_hash", unique=True),
+    )
 
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
     email: Mapped[str] = mapped_column(sa.String(254), unique=True)
@@ -49,6 +53,11 @@ class User(UserMixin, Base):
     tier_b_days: Mapped[int] = mapped_column(default=90)
     tier_c_days: Mapped[int] = mapped_column(default=180)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The calendar feed's URL secret is HMAC(app secret, rep + nonce): not kept itself, and not
+    # derivable from the database alone. Its SHA-256 (hex) finds the rep when a calendar polls.
+    calendar_nonce: Mapped[str | None] = mapped_column(sa.String(32))
+    calendar_token_hash: Mapped[str | None] = mapped_column(sa.String(64))
+    calendar_token_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Client(Base):

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import available_timezones
 
+from flask_smorest.fields import Upload
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from .models import CALLBACK_STATUSES, OUTCOMES
@@ -320,3 +321,27 @@ user_schema = UserSchema()
 client_schema = ClientSchema()
 touch_schema = TouchSchema()
 callback_schema = CallbackSchema()
+
+
+class ImportFileSchema(Schema):
+    file = Upload(
+        required=True, metadata={"description": "A CSV file or a vCard (.vcf) file, at most 5 MB"}
+    )
+
+
+class ImportProblemSchema(Schema):
+    line = fields.Integer(metadata={"description": "Line of the file (a card's first line)"})
+    message = fields.String()
+
+
+class ImportSummarySchema(Schema):
+    created = fields.Integer()
+    updated = fields.Integer()
+    skipped = fields.Integer()
+    errors = fields.List(fields.Nested(ImportProblemSchema))
+
+
+class CalendarSchema(Schema):
+    url = fields.String(metadata={"description": "The feed's private URL (no cookie needed)"})
+    created = fields.Boolean(metadata={"description": "Whether this answer made the URL"})
+    created_at = Instant(allow_none=True)

@@ -12,6 +12,7 @@ matrix nor listed as public makes ``test_matrix_covers_every_route`` fail until 
 from __future__ import annotations
 
 import base64
+import io
 import re
 import uuid
 from typing import Any
@@ -356,6 +357,60 @@ def _push_test(world) -> None:
     assert resp.status_code == 202 and resp.json == {"devices": 0}
 
 
+def _import(world) -> None:
+    # B imports a file with A's client's exact name, phone and email: B gets a client of their
+    # own, matched against B's clients only; A's row is untouched (checked by the caller).
+    b = world["b"]
+    data = b"name,phone,email\nZelda Secretname,312-555-0177,zelda@secret.example\n"
+    resp = b.post(
+        "/import", data={"file": (io.BytesIO(data), "a.csv")}, content_type="multipart/form-data"
+    )
+    assert resp.status_code == 200, resp.json
+    assert (resp.json["created"], resp.json["updated"], resp.json["skipped"]) == (1, 0, 0)
+    ids = {c["id"] for c in b.get("/clients").json["items"]}
+    assert world["client"]["id"] not in ids and len(ids) == 2
+
+
+def _export_clients(world) -> None:
+    resp = world["b"].get("/export/clients.csv")
+    assert resp.status_code == 200
+    assert "Bea Own" in resp.get_data(as_text=True)
+    _assert_no_secrets(resp)
+    assert world["client"]["id"] not in resp.get_data(as_text=True)
+
+
+def _export_touches(world) -> None:
+    b = world["b"]
+    assert b.touch(world["b_client"]["id"], "reached", note="mine").status_code == 201
+    resp = b.get("/export/touches.csv")
+    assert resp.status_code == 200
+    assert "mine" in resp.get_data(as_text=True)
+    _assert_no_secrets(resp)
+    assert world["client"]["id"] not in resp.get_data(as_text=True)
+
+
+def _calendar_feed_of(world, url: str) -> Any:
+    path = url.split("://", 1)[1].split("/", 1)[1]
+    return world["b"].client.application.test_client().get("/" + path)
+
+
+def _get_calendar(world) -> None:
+    resp = world["b"].get("/calendar")
+    assert resp.status_code == 200 and resp.json["url"]
+    feed = _calendar_feed_of(world, resp.json["url"])
+    assert feed.status_code == 200
+    _assert_no_secrets(feed)
+    assert world["ids"]["callback_id"] not in feed.get_data(as_text=True)
+
+
+def _rotate_calendar(world) -> None:
+    resp = world["b"].post("/calendar/rotate")
+    assert resp.status_code == 200 and resp.json["url"]
+    feed = _calendar_feed_of(world, resp.json["url"])
+    assert feed.status_code == 200
+    _assert_no_secrets(feed)
+
+
 SCOPED_CALLS = {
     ("GET", "/api/v1/me"): _get_me,
     ("PATCH", "/api/v1/me"): _patch_me,
@@ -369,6 +424,11 @@ SCOPED_CALLS = {
     ("POST", "/api/v1/push/subscriptions"): _subscribe,
     ("DELETE", "/api/v1/push/subscriptions"): _unsubscribe,
     ("POST", "/api/v1/push/test"): _push_test,
+    ("POST", "/api/v1/import"): _import,
+    ("GET", "/api/v1/export/clients.csv"): _export_clients,
+    ("GET", "/api/v1/export/touches.csv"): _export_touches,
+    ("GET", "/api/v1/calendar"): _get_calendar,
+    ("POST", "/api/v1/calendar/rotate"): _rotate_calendar,
 }
 
 

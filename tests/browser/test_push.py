@@ -129,6 +129,7 @@ def test_test_button_says_how_many_devices(page, live_server, rep):
     assert rep.api.post("/push/subscriptions", fake_subscription()).status == 201
     log_in(page, rep)
     page.get_by_role("link", name="Settings").click()
+    expect(page.get_by_role("heading", name="Your data")).to_be_visible()  # import-export.js
     page.get_by_role("button", name="Send a test notification").click()
     expect(page.locator("#push-test-result")).to_have_text("Sent to 2 devices.")
 

@@ -1,10 +1,13 @@
 // Settings: daily goal, quiet hours, reconnect window, time zone, log out; the place where the
-// push switch goes (static/js/push.js fills #push-settings); iOS "Add to Home Screen" help.
+// push switch goes (static/js/push.js fills #push-settings); iOS "Add to Home Screen" help; your
+// data (import, export, calendar feed: ui/import-export.js).
 import { h, mount, field } from "./dom.js";
 import { state, setMe, changed } from "../data.js";
 import * as outbox from "../outbox.js";
 import { toast } from "./toast.js";
 import { logOut } from "../session.js";
+import { api } from "../api.js";
+import { renderImportExport } from "./import-export.js";
 
 function zones(current) {
   let list = [];
@@ -68,6 +71,8 @@ export function renderSettings(view) {
   });
 
   const ios = isIos() && !isStandalone();
+  const data = h("div", { id: "data-settings" });
+  renderImportExport(data, api);
   mount(
     view,
     form,
@@ -84,6 +89,7 @@ export function renderSettings(view) {
         h("h2", {}, "Install on your iPhone"),
         h("p", {}, "Reminders on iPhone need the app on your Home Screen: tap the Share button in Safari, then “Add to Home Screen”, and open Touchbase from there."),
       ),
+    h("section", { class: "settings-row", "aria-labelledby": "data-title" }, h("h2", { id: "data-title" }, "Your data"), data),
     h(
       "section",
       { class: "settings-row" },
