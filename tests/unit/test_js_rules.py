@@ -37,6 +37,28 @@ def _node() -> str:
     return node
 
 
+@pytest.mark.parametrize(
+    "path",
+    sorted(
+        str(p.relative_to(ROOT))
+        for folder in ("static/js", "service_worker")
+        for p in (ROOT / folder).rglob("*.js")
+    ),
+)
+def test_shell_module_parses(path: str) -> None:
+    """Every module of the app shell is valid JavaScript: one syntax error blanks the whole app."""
+    source = (ROOT / path).read_text(encoding="utf-8")
+    result = subprocess.run(
+        [_node(), "--check", "--input-type=module"],
+        input=source,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, f"{path} does not parse:\n{result.stderr[-2000:]}"
+
+
 def test_node_rules_suite() -> None:
     """tests/js/*.test.mjs: the shared vectors and the plain-words helpers, in node."""
     node = _node()

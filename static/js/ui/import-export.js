@@ -1,7 +1,6 @@
 // Settings: import contacts (CSV or vCard), download clients.csv / touches.csv, and the private
 // calendar feed URL (copy, rotate). Plain DOM via dom.js; no inline styles or scripts (CSP).
-// The feed's secret is stored hashed on the server, so its URL is shown only when it is made;
-// afterwards "Rotate" is the way to get a new one (the old URL stops working).
+// The feed's link stays the same until the rep asks for a new one (the old URL then stops working).
 import { h, mount } from "./dom.js";
 import { refreshToken } from "../api.js";
 
@@ -124,7 +123,7 @@ function calendarSection(api) {
       box,
       h("label", { class: "label", htmlFor: "calendar-url" }, "Calendar link (private)"),
       field,
-      h("p", { class: "hint" }, "Add it to your phone's calendar as a subscription. Keep it to yourself: anyone with the link sees your callbacks. "New link" stops the old one."),
+      h("p", { class: "hint" }, "Add it to your phone's calendar as a subscription. Keep it to yourself: anyone with the link sees your callbacks. “New link” stops the old one."),
       h("div", { class: "row-actions" }, copy, rotate),
     );
   }
