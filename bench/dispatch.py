@@ -41,12 +41,12 @@ import sqlalchemy as sa  # noqa: E402
 from py_vapid import Vapid  # noqa: E402
 from pywebpush import webpush  # noqa: E402
 
-from tests.push.fake_service import FakePushService  # noqa: E402
+from tests.push.fake_service import FakePushService, seed_due_callbacks  # noqa: E402
 from webapp import create_app  # noqa: E402
 from webapp.db import Base  # noqa: E402
 from webapp.dispatch import Dispatcher  # noqa: E402
 from webapp.extensions import alembic  # noqa: E402
-from webapp.models import callbacks, clients, new_id, push_subscriptions, users, utcnow  # noqa: E402
+from webapp.models import new_id, utcnow  # noqa: E402
 from webapp.services.push import TTL, topic  # noqa: E402
 
 REPS = 50
@@ -85,47 +85,9 @@ def empty(app) -> None:
 
 
 def seed(app, service: FakePushService, count: int, *, due_from=None, spread: float = 0.0):
-    """``count`` callbacks over ``REPS`` reps with one browser each; return ids, due times, subs."""
+    """``count`` callbacks over ``REPS`` reps with one browser each; return rows and subscribers."""
     empty(app)
-    now = utcnow()
-    start = due_from or now - timedelta(seconds=1)
-    reps, owned, subs, rows = [], [], [], []
-    for i in range(REPS):
-        user_id, client_id = new_id(), new_id()
-        reps.append(
-            {
-                "id": user_id,
-                "email": f"bench{i}@example.com",
-                "password_hash": "x",
-                "name": f"Rep {i}",
-                "timezone": "UTC",
-                "quiet_start": None,
-                "quiet_end": None,
-            }
-        )
-        owned.append({"id": client_id, "user_id": user_id, "name": f"Client {i}", "tags": []})
-        sub = service.subscriber()
-        subs.append(sub)
-        push_row = {"id": new_id(), "user_id": user_id, "endpoint": sub.endpoint, **sub.keys}
-        subs[-1].row = push_row
-    for n in range(count):
-        owner = owned[n % REPS]
-        offset = spread * n / max(count - 1, 1)
-        rows.append(
-            {
-                "id": new_id(),
-                "user_id": owner["user_id"],
-                "client_id": owner["id"],
-                "origin_at": now - timedelta(days=1),
-                "due_at": start + timedelta(seconds=offset),
-            }
-        )
-    with app.extensions["sqlalchemy"].engine.begin() as conn:
-        conn.execute(sa.insert(users), reps)
-        conn.execute(sa.insert(clients), owned)
-        conn.execute(sa.insert(push_subscriptions), [s.row for s in subs])
-        conn.execute(sa.insert(callbacks), rows)
-    return rows, subs
+    return seed_due_callbacks(app, service, count, reps=REPS, due_from=due_from, spread=spread)
 
 
 def bare_loop(app, service: FakePushService, subs, count: int) -> float:

@@ -421,6 +421,17 @@ def persistent_context(
     context.close()
 
 
+def log_in(page: Any, rep: Any) -> None:
+    """Log ``rep`` in through the app's own form and wait for today's screen."""
+    from playwright.sync_api import expect
+
+    page.goto("/")
+    page.get_by_label("Email").fill(rep.email)
+    page.get_by_label("Password").fill(rep.password)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator("#screen-title")).to_have_text("Today")
+
+
 def wait_until(page: Any, function: str, arg: Any = None, timeout: float = 20.0) -> Any:
     """Poll ``page.evaluate(function, arg)`` until it answers something truthy; return that.
 

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import wait_until
+from tests.browser.conftest import log_in, wait_until
 
 # The README's screenshots: TOUCHBASE_SCREENSHOTS=docs/screenshots writes them there; a plain
 # run keeps them in the test's temporary folder, so the suite never changes the checkout.
@@ -20,14 +20,6 @@ IPHONE_UA = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
     "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
 )
-
-
-def log_in(page, rep) -> None:
-    page.goto("/")
-    page.get_by_label("Email").fill(rep.email)
-    page.get_by_label("Password").fill(rep.password)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.locator("#screen-title")).to_have_text("Today")
 
 
 def test_log_in_and_log_left_message_tomorrow_with_taps(page, live_server, rep):

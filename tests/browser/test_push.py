@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from playwright.sync_api import expect
 
+from tests.browser.conftest import log_in as log_in_form
 from tests.browser.conftest import wait_until
 
 IPHONE_UA = (
@@ -47,11 +48,8 @@ def fake_subscription() -> dict:
 
 
 def log_in(page, rep) -> None:
-    page.goto("/")
-    page.get_by_label("Email").fill(rep.email)
-    page.get_by_label("Password").fill(rep.password)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.locator("#screen-title")).to_have_text("Today")
+    """Log in, then wait until the worker controls the page and everything is synced."""
+    log_in_form(page, rep)
     wait_until(page, "() => navigator.serviceWorker.controller !== null")
     expect(page.locator("#sync-status")).to_have_text("All saved", timeout=20_000)
 

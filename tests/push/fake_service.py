@@ -25,6 +25,7 @@ import threading
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -226,3 +227,61 @@ class FakePushService:
                 self._reply(status, extra)
 
         return Handler
+
+
+def seed_due_callbacks(
+    app: Any,
+    service: FakePushService,
+    count: int,
+    *,
+    reps: int = 50,
+    due_from: Any = None,
+    spread: float = 0.0,
+) -> tuple[list[dict[str, Any]], list[Subscriber]]:
+    """``count`` open callbacks over ``reps`` reps with one browser each, written in one go.
+
+    They fall due from ``due_from`` (default: a second ago) over ``spread`` seconds. Returns the
+    callback rows and the subscribers (``subs[i]`` is rep ``i``'s browser). For the dispatcher
+    tests and ``bench/dispatch.py``, which need thousands without going through the API.
+    """
+    import sqlalchemy as sa
+
+    from webapp.models import callbacks, clients, new_id, push_subscriptions, users, utcnow
+
+    now = utcnow()
+    start = due_from or now - timedelta(seconds=1)
+    rep_rows, client_rows, sub_rows, subs, rows = [], [], [], [], []
+    for i in range(reps):
+        user_id, client_id = new_id(), new_id()
+        rep_rows.append(
+            {
+                "id": user_id,
+                "email": f"rep{i}@example.com",
+                "password_hash": "x",
+                "name": f"Rep {i}",
+                "timezone": "UTC",
+                "quiet_start": None,
+                "quiet_end": None,
+            }
+        )
+        client_rows.append({"id": client_id, "user_id": user_id, "name": f"Client {i}", "tags": []})
+        sub = service.subscriber()
+        subs.append(sub)
+        sub_rows.append({"id": new_id(), "user_id": user_id, "endpoint": sub.endpoint, **sub.keys})
+    for n in range(count):
+        owner = client_rows[n % reps]
+        rows.append(
+            {
+                "id": new_id(),
+                "user_id": owner["user_id"],
+                "client_id": owner["id"],
+                "origin_at": now - timedelta(days=1),
+                "due_at": start + timedelta(seconds=spread * n / max(count - 1, 1)),
+            }
+        )
+    with app.extensions["sqlalchemy"].engine.begin() as conn:
+        conn.execute(sa.insert(users), rep_rows)
+        conn.execute(sa.insert(clients), client_rows)
+        conn.execute(sa.insert(push_subscriptions), sub_rows)
+        conn.execute(sa.insert(callbacks), rows)
+    return rows, subs

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +21,9 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import PG_URL, TABLES
-from tests.push.fake_service import FakePushService
+from tests.push.fake_service import FakePushService, seed_due_callbacks
 from webapp import create_app
-from webapp.models import callbacks, clients, new_id, push_subscriptions, users, utcnow
+from webapp.models import callbacks
 
 pytestmark = pytest.mark.skipif(not PG_URL, reason="the PostgreSQL lane (TEST_DATABASE_URL)")
 
@@ -57,41 +56,8 @@ def pg_app(pg_url: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 def seed(app: Any, service: FakePushService, count: int) -> list[str]:
     """``count`` callbacks, all due, spread over ``REPS`` reps with one browser each."""
-    now = utcnow()
-    rep_rows, client_rows, sub_rows, cb_rows = [], [], [], []
-    for i in range(REPS):
-        user_id, client_id = new_id(), new_id()
-        rep_rows.append(
-            {
-                "id": user_id,
-                "email": f"rep{i}@example.com",
-                "password_hash": "x",
-                "name": f"Rep {i}",
-                "timezone": "UTC",
-                "quiet_start": None,
-                "quiet_end": None,
-            }
-        )
-        client_rows.append({"id": client_id, "user_id": user_id, "name": f"Client {i}", "tags": []})
-        sub = service.subscriber()
-        sub_rows.append({"user_id": user_id, "endpoint": sub.endpoint, **sub.keys})
-    for n in range(count):
-        owner = client_rows[n % REPS]
-        cb_rows.append(
-            {
-                "id": new_id(),
-                "user_id": owner["user_id"],
-                "client_id": owner["id"],
-                "origin_at": now - timedelta(days=1),
-                "due_at": now - timedelta(seconds=count - n),
-            }
-        )
-    with app.extensions["sqlalchemy"].engine.begin() as conn:
-        conn.execute(sa.insert(users), rep_rows)
-        conn.execute(sa.insert(clients), client_rows)
-        conn.execute(sa.insert(push_subscriptions), [{"id": new_id(), **row} for row in sub_rows])
-        conn.execute(sa.insert(callbacks), cb_rows)
-    return [row["id"] for row in cb_rows]
+    rows, _subs = seed_due_callbacks(app, service, count, reps=REPS)
+    return [row["id"] for row in rows]
 
 
 def dispatcher(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
