@@ -98,13 +98,17 @@ def _feed_url(token: str) -> str:
     return url_for("calendar_feed.feed", token=token, _external=True)
 
 
-def _calendar_answer(user_id: str, created: bool) -> dict[str, Any]:
-    db.session.rollback()  # end any earlier read transaction, to see the write just made
+def _calendar_answer(user_id: str, nonce: str, made_at: Any, created: bool) -> dict[str, Any]:
+    token = exports.calendar_token(current_app.secret_key or "", user_id, nonce)
+    return {"url": _feed_url(token), "created": created, "created_at": made_at}
+
+
+def _after_write(user_id: str, created: bool) -> dict[str, Any]:
+    db.session.rollback()  # end the earlier read transaction, to see the write just made
     nonce, made_at = exports.current_calendar(db.session, user_id)
     if nonce is None:
         raise ApiError(401, "Please log in.")
-    token = exports.calendar_token(current_app.secret_key or "", user_id, nonce)
-    return {"url": _feed_url(token), "created": created, "created_at": made_at}
+    return _calendar_answer(user_id, nonce, made_at, created)
 
 
 @blp.route("/calendar", methods=["GET"])
@@ -112,14 +116,14 @@ def _calendar_answer(user_id: str, created: bool) -> dict[str, Any]:
 def get_calendar() -> dict[str, Any]:
     """The calendar feed's private URL, made on first use; the same URL until a rotate."""
     user_id = rep_id()
-    nonce, _made_at = exports.current_calendar(db.session, user_id)
-    created = False
-    if nonce is None:
-        with db.write() as conn:
-            created = exports.new_calendar_nonce(
-                conn, current_app.secret_key or "", user_id, only_if_none=True
-            )
-    return _calendar_answer(user_id, created)
+    nonce, made_at = exports.current_calendar(db.session, user_id)
+    if nonce is not None:  # the usual case (every visit to Settings): one read, no write
+        return _calendar_answer(user_id, nonce, made_at, created=False)
+    with db.write() as conn:
+        created = exports.new_calendar_nonce(
+            conn, current_app.secret_key or "", user_id, only_if_none=True
+        )
+    return _after_write(user_id, created)
 
 
 @blp.route("/calendar/rotate", methods=["POST"])
@@ -129,7 +133,7 @@ def rotate_calendar() -> dict[str, Any]:
     user_id = rep_id()
     with db.write() as conn:
         exports.new_calendar_nonce(conn, current_app.secret_key or "", user_id)
-    return _calendar_answer(user_id, True)
+    return _after_write(user_id, created=True)
 
 
 @feed_bp.route("/cal/<token>.ics", methods=["GET"])
