@@ -7,7 +7,7 @@ indexed condition; another rep's ids simply are not found.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import sqlalchemy as sa
 from flask_login import UserMixin
@@ -52,6 +52,17 @@ class User(UserMixin, Base):
     tier_a_days: Mapped[int] = mapped_column(default=30)
     tier_b_days: Mapped[int] = mapped_column(default=90)
     tier_c_days: Mapped[int] = mapped_column(default=180)
+    # The optional morning digest push, at this local "HH:MM"; null means off. The dispatcher
+    # records the local date it last went out, so it is sent once a day.
+    digest_time: Mapped[str | None] = mapped_column(sa.String(5))
+    digest_sent_on: Mapped[date | None]
+    # The weekly summary as a push on Monday morning, sent once a week.
+    weekly_push: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    weekly_sent_on: Mapped[date | None]
+    # Whether Saturdays and Sundays count toward the daily-goal streak.
+    streak_weekends: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    # The rep's own conversation prompts; null means the built-in set.
+    prompts: Mapped[list[str] | None] = mapped_column(sa.JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # The calendar feed's URL secret is HMAC(app secret, rep + nonce): not kept itself, and not
     # derivable from the database alone. Its SHA-256 (hex) finds the rep when a calendar polls.

@@ -44,6 +44,15 @@ def Instant(**kwargs: Any) -> fields.AwareDateTime:  # noqa: N802 (reads like a 
     return fields.AwareDateTime(format="iso", validate=_in_range, **kwargs)
 
 
+class StrictBoolean(fields.Boolean):
+    """JSON true or false only: marshmallow's Boolean also takes "yes", 1 and "on"."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
 class QuietHoursSchema(Schema):
     start = fields.String(required=True, validate=HHMM)
     end = fields.String(required=True, validate=HHMM)
@@ -65,6 +74,14 @@ class UserSchema(Schema):
     reconnect_after_days = fields.Integer()
     call_time = fields.String(metadata={"description": "Default time of day for callbacks"})
     tiers = fields.Nested(TiersSchema, metadata={"description": "Cadence in days per tier tag"})
+    digest_time = fields.String(
+        allow_none=True, metadata={"description": "Local time of the morning digest push, or null"}
+    )
+    weekly_push = fields.Boolean(metadata={"description": "Weekly summary push on Monday mornings"})
+    streak_weekends = fields.Boolean(metadata={"description": "Weekends count toward the streak"})
+    prompts = fields.List(
+        fields.String(), metadata={"description": "Conversation prompts for clients with none"}
+    )
 
 
 class _StripEmail:
@@ -97,6 +114,15 @@ class MeUpdateSchema(Schema):
     reconnect_after_days = fields.Integer(strict=True, validate=validate.Range(1, 3650))
     call_time = fields.String(validate=HHMM)
     tiers = fields.Nested(TiersSchema)
+    digest_time = fields.String(allow_none=True, validate=HHMM)
+    weekly_push = StrictBoolean()
+    streak_weekends = StrictBoolean()
+    # null puts the built-in prompts back.
+    prompts = fields.List(
+        fields.String(validate=validate.Length(max=200)),
+        allow_none=True,
+        validate=validate.Length(min=1, max=20),
+    )
 
 
 class AuthResultSchema(Schema):

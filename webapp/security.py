@@ -62,6 +62,10 @@ _USER_COLUMNS = [
     users.c.tier_a_days,
     users.c.tier_b_days,
     users.c.tier_c_days,
+    users.c.digest_time,
+    users.c.weekly_push,
+    users.c.streak_weekends,
+    users.c.prompts,
 ]
 _LOAD_USER = sa.select(*_USER_COLUMNS).where(users.c.id == sa.bindparam("id"))
 
@@ -82,6 +86,10 @@ class CurrentUser(UserMixin):
     tier_a_days: int
     tier_b_days: int
     tier_c_days: int
+    digest_time: str | None
+    weekly_push: bool
+    streak_weekends: bool
+    prompts: list[str] | None
 
     @property
     def tiers(self) -> dict[str, int]:

@@ -156,6 +156,32 @@ def test_patch_me(rep):
     assert rep.get("/me").json["quiet_hours"] is None
 
 
+def test_habit_and_digest_settings(rep):
+    user = rep.get("/me").json
+    assert user["digest_time"] is None
+    assert user["weekly_push"] is False and user["streak_weekends"] is False
+    assert len(user["prompts"]) == 5 and "Any questions since we last spoke?" in user["prompts"]
+
+    resp = rep.patch(
+        "/me",
+        {
+            "digest_time": "07:45",
+            "weekly_push": True,
+            "streak_weekends": True,
+            "prompts": ["  Ask about the spring range ", "", "How did the launch go?"],
+        },
+    )
+    assert resp.status_code == 200, resp.json
+    user = rep.get("/me").json
+    assert user["digest_time"] == "07:45"
+    assert user["weekly_push"] is True and user["streak_weekends"] is True
+    assert user["prompts"] == ["Ask about the spring range", "How did the launch go?"]
+
+    back = rep.patch("/me", {"digest_time": None, "prompts": None}).json
+    assert back["digest_time"] is None
+    assert len(back["prompts"]) == 5
+
+
 def test_patch_me_rejects_bad_values(rep):
     cases = [
         {"timezone": "Not/AZone"},
@@ -164,6 +190,13 @@ def test_patch_me_rejects_bad_values(rep):
         {"quiet_hours": {"start": "25:00", "end": "08:00"}},
         {"reconnect_after_days": -1},
         {"email": "new@example.com"},
+        {"digest_time": "7am"},
+        {"weekly_push": "yes"},
+        {"streak_weekends": 1},
+        {"prompts": []},
+        {"prompts": "How are you?"},
+        {"prompts": ["x" * 201]},
+        {"prompts": ["p"] * 21},
     ]
     for body in cases:
         resp = rep.patch("/me", body)

@@ -12,6 +12,15 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from ..errors import ApiError
 from ..models import User
 
+# Shown when a client has no talking points of its own, until the rep writes their own set.
+DEFAULT_PROMPTS = (
+    "How is the product working for you?",
+    "Any questions since we last spoke?",
+    "I came across something that might help…",
+    "How is your new project going?",
+    "Just checking in — how are you?",
+)
+
 # Checked when the email is unknown, so a wrong email costs as long as a wrong password.
 _DUMMY_HASH = generate_password_hash("not a real password")
 
@@ -38,6 +47,10 @@ def user_dict(user: Any) -> dict[str, Any]:
         "reconnect_after_days": user.reconnect_after_days,
         "call_time": user.call_time,
         "tiers": {"A": user.tier_a_days, "B": user.tier_b_days, "C": user.tier_c_days},
+        "digest_time": user.digest_time,
+        "weekly_push": bool(user.weekly_push),
+        "streak_weekends": bool(user.streak_weekends),
+        "prompts": list(user.prompts) if user.prompts else list(DEFAULT_PROMPTS),
     }
 
 
@@ -79,9 +92,22 @@ def update_settings(session: Session, user_id: str, changes: dict[str, Any]) -> 
     user = session.get(User, user_id)
     if user is None:
         raise ApiError(404, "No such account.")
-    for key in ("name", "timezone", "daily_goal", "reconnect_after_days", "call_time"):
+    for key in (
+        "name",
+        "timezone",
+        "daily_goal",
+        "reconnect_after_days",
+        "call_time",
+        "digest_time",
+        "weekly_push",
+        "streak_weekends",
+    ):
         if key in changes:
             setattr(user, key, changes[key].strip() if key == "name" else changes[key])
+    if "prompts" in changes:
+        # Blank lines are dropped; an empty or null list means the built-in set.
+        prompts = [p.strip() for p in changes["prompts"] or [] if p.strip()]
+        user.prompts = prompts or None
     if "quiet_hours" in changes:
         quiet = changes["quiet_hours"]
         user.quiet_start = quiet["start"] if quiet else None
