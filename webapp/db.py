@@ -13,6 +13,7 @@ SQLite notes (the embedded default, where several gunicorn workers share one fil
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -165,8 +166,14 @@ class Database:
     @staticmethod
     def _close_session(_exc: BaseException | None) -> None:
         session = g.pop("_db_session", None)
-        if session is not None:
+        if session is None:
+            return
+        try:
             session.close()
+        except sa.exc.DBAPIError as exc:
+            # The answer is already made: a connection lost after it (a database restart) must
+            # not turn it into a 500. SQLAlchemy has already discarded the dead connection.
+            logging.getLogger(__name__).warning("closing the session failed: %s", exc)
 
 
 db = Database()

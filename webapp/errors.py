@@ -2,12 +2,17 @@
 
 ``{"error": {"code": "...", "message": "...", "fields": {...}}}``; never an HTML page, never a
 redirect. Unexpected exceptions become a 500 in the same shape, and are logged: a 5xx is a bug.
+The one expected 5xx is a database that cannot be reached for a moment: 503, with Retry-After.
 """
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from typing import Any
 
+import psycopg
+import sqlalchemy as sa
 from flask import Flask, jsonify
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
@@ -118,7 +123,34 @@ def handle_http_exception(exc: HTTPException) -> ResponseReturnValue:
     return error_response(from_http_exception(exc))
 
 
+# The database cannot be used right now: the server is down or restarting, a connection was cut,
+# the pool is exhausted, or (SQLite) the file stayed locked past the busy timeout. SQLAlchemy
+# wraps most of these; the hot path's raw driver calls (``db.fast_write``) can raise the driver's
+# own classes, so both are listed.
+DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    sa.exc.OperationalError,
+    sa.exc.TimeoutError,
+    sqlite3.OperationalError,
+    psycopg.OperationalError,
+)
+RETRY_AFTER_SECONDS = 5
+
+log = logging.getLogger(__name__)
+
+
+def handle_database_unavailable(exc: BaseException) -> ResponseReturnValue:
+    """503 in the error shape: the phone keeps its outbox and tries again (outbox.js).
+
+    Pooled connections are not repaired here: ``pool_pre_ping`` (``db.make_engine``) replaces
+    the dead ones at their next checkout, so the app recovers by itself once the database is back.
+    """
+    log.error("database unavailable: %s", exc)
+    return error_response(ApiError(503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}))
+
+
 def register(app: Flask) -> None:
     """Install the handlers on ``app``."""
     app.register_error_handler(ApiError, error_response)
     app.register_error_handler(HTTPException, handle_http_exception)
+    for exc_class in DATABASE_UNAVAILABLE:
+        app.register_error_handler(exc_class, handle_database_unavailable)
