@@ -74,23 +74,44 @@ class _State:
     engine: sa.Engine
     write_engine: sa.Engine
     metadata: sa.MetaData = field(default_factory=lambda: Base.metadata)
+    _migration_engine: sa.Engine | None = None
 
     @property
     def engines(self) -> dict[str, sa.Engine]:
-        return {"default": self.engine}
+        return {"default": self.migration_engine}
+
+    @property
+    def migration_engine(self) -> sa.Engine:
+        """The engine migrations run on: on SQLite, one with foreign keys off.
+
+        SQLite cannot alter most of a table in place, so a migration rebuilds it (Alembic's
+        batch mode: copy, DROP, rename). With foreign keys on, that DROP deletes every row that
+        references the table, through ON DELETE CASCADE: rebuilding ``users`` emptied clients,
+        touches and callbacks. SQLite's documented procedure is to turn the keys off for the
+        change and run ``PRAGMA foreign_key_check`` before committing it, which this engine does.
+        """
+        if self.engine.dialect.name != "sqlite":
+            return self.engine
+        if self._migration_engine is None:
+            url = self.engine.url.render_as_string(hide_password=False)
+            self._migration_engine = make_engine(url, foreign_keys=False)
+        return self._migration_engine
 
 
-def make_engine(url: str) -> sa.Engine:
-    """Create an engine for ``url`` with the connection settings this app relies on."""
+def make_engine(url: str, *, foreign_keys: bool = True) -> sa.Engine:
+    """Create an engine for ``url`` with the connection settings this app relies on.
+
+    ``foreign_keys=False`` is for migrations on SQLite only (see ``_State.migration_engine``).
+    """
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": 30}, pool_size=10)
-        _tune_sqlite(engine)
+        _tune_sqlite(engine, foreign_keys)
         return engine
     # pre_ping: after a PostgreSQL restart, stale pooled connections are replaced, not used.
     return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 
-def _tune_sqlite(engine: sa.Engine) -> None:
+def _tune_sqlite(engine: sa.Engine, foreign_keys: bool = True) -> None:
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Let SQLAlchemy (below) emit BEGIN itself, instead of pysqlite's implicit BEGIN.
@@ -98,9 +119,21 @@ def _tune_sqlite(engine: sa.Engine) -> None:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
+
+    if not foreign_keys:
+
+        @sa.event.listens_for(engine, "commit")
+        def _check_keys(conn: sa.Connection) -> None:
+            # Keys off must not let a change leave rows pointing nowhere: raising here rolls
+            # the whole transaction (the migration step) back.
+            bad = conn.connection.driver_connection.execute("PRAGMA foreign_key_check").fetchall()
+            if bad:
+                raise sa.exc.IntegrityError(
+                    "PRAGMA foreign_key_check", None, Exception(f"broken references: {bad[:5]}")
+                )
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
