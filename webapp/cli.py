@@ -110,8 +110,37 @@ def import_clients_command(email: str, file: str, as_json: bool) -> None:
         click.echo(f"line {problem['line']}: {problem['message']}")
 
 
+@click.command("backup")
+@click.argument("path", type=click.Path(dir_okay=False, writable=True))
+@click.option("--force", is_flag=True, help="Replace PATH if it exists.")
+@with_appcontext
+def backup_command(path: str, force: bool) -> None:
+    """Back up the database to PATH while the app runs (SQLite: online backup; PostgreSQL:
+    pg_dump). The instance secrets are not in it: keep them too."""
+    from .services import backup
+
+    try:
+        result = backup.backup(db.engine, path, force=force)
+    except backup.BackupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"Backed up to {result.path} ({result.method}).")
+    if result.counts:
+        click.echo(", ".join(f"{count} {table}" for table, count in result.counts.items()))
+    if result.revision:
+        click.echo(f"Schema revision {result.revision}.")
+    secrets = [
+        f"{current_app.instance_path}/{name} (or TOUCHBASE_{env})"
+        for name, env in (
+            ("secret_key", "SECRET_KEY"),
+            ("vapid_private_key.pem", "VAPID_PRIVATE_KEY"),
+        )
+    ]
+    click.echo("Not in the backup, keep them with it: " + "; ".join(secrets) + ".")
+
+
 def init_app(app: Flask) -> None:
     """Register the commands."""
+    app.cli.add_command(backup_command)
     app.cli.add_command(create_user)
     app.cli.add_command(dispatch_command)
     app.cli.add_command(import_clients_command)
