@@ -36,7 +36,7 @@ def load_settings(instance_path: str) -> dict[str, Any]:
         "DATABASE_URL": database_url,
         "SECRET_KEY": _env("SECRET_KEY") or _instance_secret(instance_path),
         "DEFAULT_REGION": (_env("DEFAULT_REGION") or "US").upper(),
-        "RATELIMIT_STORAGE_URI": _env("RATELIMIT_STORAGE_URI") or "memory://",
+        **_ratelimit_settings(_env("RATELIMIT_STORAGE_URI") or "memory://"),
         "PUSH_ORIGINS": _env("PUSH_ORIGINS"),
         "VAPID_PRIVATE_KEY": _pem_or_path(_env("VAPID_PRIVATE_KEY"))
         or _instance_vapid_key(instance_path),
@@ -54,6 +54,27 @@ def load_settings(instance_path: str) -> dict[str, Any]:
                 settings[name] = int(raw)
             except ValueError as exc:
                 raise RuntimeError(f"{PREFIX}{name} must be a whole number, not {raw!r}") from exc
+    return settings
+
+
+def _ratelimit_settings(storage_uri: str) -> dict[str, Any]:
+    """Flask-Limiter's settings. With several processes the counts live in a shared store
+    (``redis://...``), so a limit holds across all of them.
+
+    If that store stops answering, each process goes on counting on its own, in memory, and
+    returns to the store once it answers again: logins keep working, still limited (per
+    process) rather than refused for everyone. Short socket timeouts keep a hung store from
+    hanging the login route.
+    """
+    settings: dict[str, Any] = {
+        "RATELIMIT_STORAGE_URI": storage_uri,
+        # Keys in a shared Redis start with this, so deployments sharing one never mix counts.
+        "RATELIMIT_KEY_PREFIX": _env("RATELIMIT_KEY_PREFIX") or "touchbase",
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        "RATELIMIT_SWALLOW_ERRORS": True,
+    }
+    if storage_uri.startswith(("redis", "rediss", "valkey")):
+        settings["RATELIMIT_STORAGE_OPTIONS"] = {"socket_connect_timeout": 2, "socket_timeout": 2}
     return settings
 
 
