@@ -244,8 +244,8 @@ def opener(
     if point is not None:
         parts.append(_ask(point))
     else:
-        usable = [p for p in prompts if p and p.strip()] or list(DEFAULT_PROMPTS)
-        parts.append(usable[zlib.crc32(key.encode()) % len(usable)].strip())
+        usable = [" ".join(p.split()) for p in prompts if p and p.strip()] or DEFAULT_PROMPTS
+        parts.append(usable[zlib.crc32(key.encode()) % len(usable)])
     return " ".join(parts)
 
 
