@@ -369,6 +369,17 @@ def test_promises_kept_broken_late_cancelled_snoozed_and_today(la):
     assert (this["promises_due"], this["promises_kept"], this["promises_share"]) == (2, 2, 1.0)
     assert (last["promises_due"], last["promises_kept"], last["promises_share"]) == (2, 0, 0.0)
     assert {kept, cancelled, snoozed} & {b["callback_id"] for b in figure["broken"]} == set()
+    # The push's week_summary judges the same promises, one week at a time.
+    app, user_id = la.rep.client.application, la.rep.user["id"]
+    for key, monday in (("last", date(2026, 11, 16)), ("this", date(2026, 11, 23))):
+        summary = week_summary(app, user_id, monday)
+        assert (summary["promises_due"], summary["promises_kept"]) == (
+            body["weeks"][key]["promises_due"],
+            body["weeks"][key]["promises_kept"],
+        )
+    # An older week still has its promises: the one too old for the 30-day window.
+    october = week_summary(app, user_id, date(2026, 10, 19))
+    assert (october["promises_due"], october["promises_kept"]) == (1, 0)
     assert cancelled_id not in ids(figure["broken"])
 
 

@@ -712,46 +712,51 @@ def _bucket(
     )
 
 
-def _build_promises(days: int) -> tuple[sa.Select, sa.CompoundSelect]:
-    """The statements for ``days`` local days, edges ``e0``..``e{days}`` (e{days-1}: today)."""
+def _build_judged(days: int) -> sa.Select:
+    """Promises due on ``days`` local days (edges ``e0``..``e{days}``), grouped by due day,
+    done day and status."""
     edges = [_instant(f"e{n}") for n in range(days + 1)]
-    today, tomorrow = edges[-2], edges[-1]
     due, done = callbacks.c.due_at, callbacks.c.done_at
 
     def index(n: int) -> sa.BindParameter:
         return sa.literal(n)
 
-    grouped = (
+    # The due day's number (0: the first day); the done day's (-1: before the first day,
+    # ``days``: after the last, null: not done).
+    done_day = sa.case((done.is_(None), sa.null()), else_=_bucket(done, edges, -1, days, index))
+    return (
         sa.select(
-            # The due day's number (0: the first day); the done day's (-1: before the first
-            # day, ``days``: after today, null: not done).
             _bucket(due, edges, 0, days - 1, index).label("due_day"),
-            sa.case((done.is_(None), sa.null()), else_=_bucket(done, edges, -1, days, index)).label(
-                "done_day"
-            ),
+            done_day.label("done_day"),
             callbacks.c.status,
             sa.func.count(),
         )
-        .where(*_MINE, due >= edges[0], due < tomorrow)
+        .where(*_MINE, due >= edges[0], due < edges[-1])
         .group_by("due_day", "done_day", callbacks.c.status)
     )
 
-    # The broken ones, newest first: those still open, and those kept late (done at or after the
-    # end of the due day). Each part reads the index in due order and stops at the limit.
+
+def _build_broken(days: int) -> sa.CompoundSelect:
+    """Broken promises due on ``days`` local days before today (edges ``e0``..``e{days}``, the
+    last being the start of today), newest first: those still open, and those kept late (done
+    at or after the end of the due day). Each part reads the index in due order and stops at
+    the limit."""
+    edges = [_instant(f"e{n}") for n in range(days + 1)]
+    due = callbacks.c.due_at
+    due_day_end = _bucket(due, edges, 0, days - 1, lambda n: edges[n + 1])
+
     def newest(*where: sa.ColumnElement[bool]) -> sa.Subquery:
         return (
             sa.select(*_PROMISE_COLUMNS)
-            .where(*_MINE, due >= _instant("broken_since"), due < today, *where)
+            .where(*_MINE, due >= edges[0], due < edges[-1], *where)
             .order_by(due.desc(), callbacks.c.id)
             .limit(BROKEN_LIMIT)
             .subquery()
         )
 
-    due_day_end = _bucket(due, edges, 0, days - 1, lambda n: edges[n + 1])
     still_open = newest(callbacks.c.status == "open")
-    late = newest(callbacks.c.status == "done", done >= due_day_end)
-    broken = sa.union_all(sa.select(*still_open.c), sa.select(*late.c))
-    return grouped, broken
+    late = newest(callbacks.c.status == "done", callbacks.c.done_at >= due_day_end)
+    return sa.union_all(sa.select(*still_open.c), sa.select(*late.c))
 
 
 # Kept today: done today, and due today or later (a call before the due day keeps it early).
@@ -765,76 +770,89 @@ _KEPT_TODAY = sa.select(sa.func.count()).where(
 )
 
 
+def _edge_params(first: date, last: date, tz: ZoneInfo) -> dict[str, datetime]:
+    return {f"e{n}": edge for n, edge in enumerate(day_edges(first, last, tz))}
+
+
 def promises(
     session: Session,
     settings: Settings,
     today: date,
     ranges: Mapping[str, tuple[date, date]],
-    *,
-    broken_since: date | None = None,
-) -> tuple[dict[str, PromiseCounts], list[dict[str, Any]], int]:
-    """Judge the rep's promises (non-cancelled callbacks of active clients).
+) -> dict[str, PromiseCounts]:
+    """How many of the rep's promises were due, and kept, in each named range of local days.
 
-    A promise is kept when a call fulfilled it on or before its local due date; broken when that
-    date has passed without that (still open, or kept late). It is judged (counted as due) once
-    its date has passed, or on its day once kept; today's open ones are not broken yet.
-
-    Returns, per named range of local days [first, last], the due and kept counts; the broken
-    promises due from ``broken_since`` (still open first, then most recent; ``client`` is the
-    client id); and how many were kept today (done today, on or before their due date).
+    A promise (a non-cancelled callback of an active client) is kept when a call fulfilled it
+    on or before its local due date; broken when that date has passed without that (still
+    open, or kept late). It is judged once its date has passed, or on its day once kept, so
+    today's open ones are not counted yet, and neither is anything due after today.
 
     No zone rules are needed in SQL: the local day of an instant is found by comparing it with
-    the day edges scheduling computes (a CASE over the few dozen days in question). The
-    database groups the promises by (due day, done day, status), so a busy rep's thousand
-    promises come back as a few dozen rows.
+    the day edges scheduling computes (a CASE that halves the days at each step). The database
+    groups the promises by (due day, done day, status): a busy rep's thousand promises come
+    back as a few dozen rows.
     """
-    tz = settings.tz
-    firsts = [first for first, _last in ranges.values()]
-    first = min([*firsts, today] + ([broken_since] if broken_since is not None else []))
-    edges = day_edges(first, today, tz)
-    days = len(edges) - 1
-    grouped, broken_stmt = _statement(("promises", days), lambda: _build_promises(days))
-    params: dict[str, Any] = {"uid": settings.id}
-    params.update({f"e{n}": edge for n, edge in enumerate(edges)})
-
+    first = min(first_day for first_day, _last in ranges.values())
+    last = min(max(last_day for _first, last_day in ranges.values()), today)
     due = dict.fromkeys(ranges, 0)
     kept = dict.fromkeys(ranges, 0)
-    for due_n, done_n, status, n in session.execute(grouped, params):
-        due_day = first + timedelta(days=due_n)
-        is_kept = status == "done" and done_n is not None and done_n <= due_n
-        if due_day == today and not is_kept:
-            continue  # not judged yet
-        for name, (first_day, last_day) in ranges.items():
-            if first_day <= due_day <= last_day:
-                due[name] += n
-                kept[name] += n if is_kept else 0
-    counts = {name: PromiseCounts(due=due[name], kept=kept[name]) for name in ranges}
+    if first <= last:
+        days = (last - first).days + 1
+        stmt = _statement(("judged", days), lambda: _build_judged(days))
+        params = {"uid": settings.id, **_edge_params(first, last, settings.tz)}
+        for due_n, done_n, status, n in session.execute(stmt, params):
+            due_day = first + timedelta(days=due_n)
+            is_kept = status == "done" and done_n is not None and done_n <= due_n
+            if due_day == today and not is_kept:
+                continue  # not judged yet
+            for name, (first_day, last_day) in ranges.items():
+                if first_day <= due_day <= last_day:
+                    due[name] += n
+                    kept[name] += n if is_kept else 0
+    return {name: PromiseCounts(due=due[name], kept=kept[name]) for name in ranges}
 
-    kept_today = session.execute(
-        _KEPT_TODAY, {"uid": settings.id, "today": edges[-2], "tomorrow": edges[-1]}
-    ).scalar_one()
 
-    broken: list[dict[str, Any]] = []
-    if broken_since is not None:
-        since = day_start(broken_since, tz)
-        rows = sorted(
-            session.execute(broken_stmt, {**params, "broken_since": since}),
-            key=lambda row: (row.status != "open", -row.due_at.timestamp(), row.id),
+def broken_promises(
+    session: Session, settings: Settings, today: date, since: date
+) -> list[dict[str, Any]]:
+    """The rep's broken promises due from ``since`` to yesterday: still open first (a call can
+    still put them right), then those kept late; most recent first, ``BROKEN_LIMIT`` at most.
+    ``client`` is the client's id (``stats_for`` swaps in the client_ref)."""
+    tz = settings.tz
+    if since >= today:
+        return []
+    days = (today - since).days
+    stmt = _statement(("broken", days), lambda: _build_broken(days))
+    params = {"uid": settings.id, **_edge_params(since, today - timedelta(days=1), tz)}
+    rows = sorted(
+        session.execute(stmt, params),
+        key=lambda row: (row.status != "open", -row.due_at.timestamp(), row.id),
+    )
+    broken = []
+    for row in rows[:BROKEN_LIMIT]:
+        done_at = row.done_at if row.status == "done" else None
+        end = done_at.astimezone(tz).date() if done_at is not None else today
+        broken.append(
+            {
+                "callback_id": row.id,
+                "client": row.client_id,
+                "due_at": row.due_at,
+                "status": row.status,
+                "done_at": done_at,
+                "days_late": max(0, (end - row.due_at.astimezone(tz).date()).days),
+            }
         )
-        for row in rows[:BROKEN_LIMIT]:
-            done_at = row.done_at if row.status == "done" else None
-            end = done_at.astimezone(tz).date() if done_at is not None else today
-            broken.append(
-                {
-                    "callback_id": row.id,
-                    "client": row.client_id,
-                    "due_at": row.due_at,
-                    "status": row.status,
-                    "done_at": done_at,
-                    "days_late": max(0, (end - row.due_at.astimezone(tz).date()).days),
-                }
-            )
-    return counts, broken, kept_today
+    return broken
+
+
+def promises_kept_today(session: Session, settings: Settings, today: date) -> int:
+    """Promises kept today: done today, on or before their due date (early ones included)."""
+    params = {
+        "uid": settings.id,
+        "today": day_start(today, settings.tz),
+        "tomorrow": day_start(today + timedelta(days=1), settings.tz),
+    }
+    return session.execute(_KEPT_TODAY, params).scalar_one()
 
 
 # --- The answers -----------------------------------------------------------------------------
@@ -886,17 +904,13 @@ def stats_for(session: Session, user: Any, now: datetime | None = None) -> dict[
     streak_days, met_today = streak(days, today, settings.daily_goal, settings.streak_weekends)
 
     window_start = today - timedelta(days=WINDOW_DAYS)
-    judged, broken, kept_today = promises(
-        session,
-        settings,
-        today,
-        {
-            "window": (window_start, today),
-            "this": (this_monday, today),
-            "last": (last_monday, last_sunday),
-        },
-        broken_since=window_start,
-    )
+    ranges = {
+        "window": (window_start, today),
+        "this": (this_monday, today),
+        "last": (last_monday, last_sunday),
+    }
+    judged = promises(session, settings, today, ranges)
+    broken = broken_promises(session, settings, today, window_start)
     cover = coverage(session, settings, today)
 
     # The lists carry client ids so far: one read fetches the client_refs they need.
@@ -912,7 +926,7 @@ def stats_for(session: Session, user: Any, now: datetime | None = None) -> dict[
         "today": {
             "calls": days(today),
             "reached": reached_today,
-            "promises_kept": kept_today,
+            "promises_kept": promises_kept_today(session, settings, today),
             "goal": settings.daily_goal,
         },
         "streak": {
@@ -968,5 +982,5 @@ def week_summary(
         return _week(week_start, 0, 0, PromiseCounts(0, 0), shares)
     span = (day_start(week_start, tz), day_start(last + timedelta(days=1), tz))
     calls, reached = count_touches(session, user_id, [(*span, None), (*span, "reached")])
-    judged, _broken, _kept_today = promises(session, settings, today, {"week": (week_start, last)})
+    judged = promises(session, settings, today, {"week": (week_start, last)})
     return _week(week_start, calls, reached, judged["week"], shares)
