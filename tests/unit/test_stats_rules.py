@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from webapp.scheduling import effective_cadence
 from webapp.services.accounts import DEFAULT_PROMPTS
 from webapp.services.stats import (
     client_tier,
@@ -59,6 +60,20 @@ def test_several_tier_tags_go_to_the_shortest_rhythm():
     assert client_tier(["A", "B"], {"A": 120, "B": 60, "C": 180}) == "B"
     # A tie goes to the first name, whatever the tag order.
     assert client_tier(["B", "A"], {"A": 30, "B": 30, "C": 180}) == "A"
+
+
+TAG_FORMS = st.sampled_from(
+    ["a", "B", "c", "tier a", "Tier:B", "tier-c", "tier_a", "tierB", "TIER C", "d", "x", "tier"]
+)
+RHYTHMS = st.fixed_dictionaries({name: st.integers(1, 400) for name in "ABC"})
+
+
+@given(st.lists(TAG_FORMS, max_size=4), RHYTHMS)
+def test_the_tier_gives_the_same_rhythm_as_scheduling(tags, tiers):
+    """The tier counted in coverage has the rhythm today's list uses for the client."""
+    tier = client_tier(tags, tiers)
+    expected = effective_cadence(None, tags, tiers)
+    assert (tiers[tier] if tier else None) == expected
 
 
 def test_share_is_rounded_and_null_without_a_whole():
