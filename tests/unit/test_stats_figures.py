@@ -8,7 +8,7 @@ against rows typed by hand. Runs on SQLite, and on PostgreSQL when TEST_DATABASE
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -116,6 +116,24 @@ def test_streak_skips_weekends_and_counts_today_once_met(app):
         assert log.stats()["streak"]["days"] == 2  # today and Sunday; Saturday had no call
         log.settings(streak_weekends=False)
         assert log.stats()["streak"]["days"] == 4  # today, Friday, Thursday, Wednesday
+
+
+def test_a_long_streak_is_read_in_batches(app):
+    # 148 days in a row with a call, then a day without (a Monday): more than one batch is read.
+    with frozen(LA, 2026, 11, 25, 12, 0):
+        log = Log(register_rep(app, timezone=LA), LA)
+        log.settings(daily_goal=1, streak_weekends=True)
+        c = log.client("Dana")
+        first = date(2026, 11, 24) - timedelta(days=147)
+        for n in range(148):
+            day = first + timedelta(days=n)
+            log.call(c, (day.year, day.month, day.day, 12, 0))
+        day = first - timedelta(days=2)  # a call before the gap: not part of the streak
+        log.call(c, (day.year, day.month, day.day, 12, 0))
+        assert log.stats()["streak"]["days"] == 148
+        log.settings(streak_weekends=False)
+        business = sum(1 for n in range(148) if (first + timedelta(days=n)).weekday() < 5)
+        assert log.stats()["streak"]["days"] == business
 
 
 @pytest.mark.parametrize(

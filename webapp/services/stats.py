@@ -24,7 +24,6 @@ unit-tested in tests/unit/test_stats_rules.py; the figures in test_stats_figures
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 import zlib
@@ -307,19 +306,20 @@ def day_edges(first: date, last: date, tz: ZoneInfo) -> list[datetime]:
     return [day_start(first + timedelta(days=n), tz) for n in range((last - first).days + 2)]
 
 
-Span = tuple[datetime, datetime, str | None]  # [start, end), and one outcome or None for all
+# Touches in [edges[i], edges[j]), of one outcome or (None) all of them.
+Span = tuple[int, int, str | None]
 
 
-def _build_counts(outcomes: tuple[str | None, ...]) -> sa.Select:
+def _build_counts(spans: tuple[Span, ...]) -> sa.Select:
     columns = []
-    for n, outcome in enumerate(outcomes):
+    for n, (i, j, outcome) in enumerate(spans):
         count = (
             sa.select(sa.func.count())
             .select_from(touches)
             .where(
                 touches.c.user_id == _UID,
-                touches.c.happened_at >= _instant(f"s{n}"),
-                touches.c.happened_at < _instant(f"e{n}"),
+                touches.c.happened_at >= _instant(f"e{i}"),
+                touches.c.happened_at < _instant(f"e{j}"),
             )
         )
         if outcome is not None:
@@ -328,22 +328,22 @@ def _build_counts(outcomes: tuple[str | None, ...]) -> sa.Select:
     return sa.select(*columns)
 
 
-def count_touches(session: Session, user_id: str, spans: Sequence[Span]) -> list[int]:
-    """The rep's touches in each [start, end) span (of one outcome, or all), in one statement.
+def count_touches(
+    session: Session, user_id: str, edges: Sequence[datetime], spans: Sequence[Span]
+) -> list[int]:
+    """The rep's touches in each span between two of the ``edges``, in one statement.
 
     Each span is its own count over the (user_id, happened_at) index, a range scan of that span
     alone. Grouping by local day in SQL instead would need the zone's rules in the database
     (SQLite has none); counting between the edges that scheduling computes keeps one definition
-    of a local day, DST included.
+    of a local day, DST included. Spans share their edges, so each instant is sent once.
     """
     if not spans:
         return []
-    outcomes = tuple(outcome for _start, _end, outcome in spans)
+    shape = tuple(spans)
+    stmt = _statement(("counts", shape), lambda: _build_counts(shape))
     params: dict[str, Any] = {"uid": user_id}
-    for n, (start, end, _outcome) in enumerate(spans):
-        params[f"s{n}"] = start
-        params[f"e{n}"] = end
-    stmt = _statement(("counts", outcomes), lambda: _build_counts(outcomes))
+    params.update({f"e{n}": edge for n, edge in enumerate(edges)})
     return list(session.execute(stmt, params).one())
 
 
@@ -361,16 +361,24 @@ class DayCounts:
         self.counts: dict[date, int] = {}
         self.oldest: date | None = None
 
-    def load(self, first: date, last: date, extra: Sequence[Span] = ()) -> list[int]:
+    def load(
+        self, first: date, last: date, extra: Sequence[tuple[date, date, str | None]] = ()
+    ) -> list[int]:
         """Read the calls of each day ``first``..``last``; return the counts of the ``extra``
-        spans, read in the same statement."""
+        ranges of days (first and last day, outcome), which must lie inside, read in the same
+        statement."""
         edges = day_edges(first, last, self.tz)
-        spans: list[Span] = [(a, b, None) for a, b in itertools.pairwise(edges)]
-        found = count_touches(self.session, self.user_id, [*spans, *extra])
-        for n, calls in enumerate(found[: len(spans)]):
+        days = len(edges) - 1
+        spans: list[Span] = [(n, n + 1, None) for n in range(days)]
+        for first_day, last_day, outcome in extra:
+            if not first <= first_day <= last_day <= last:
+                raise ValueError(f"{first_day}..{last_day} is not inside {first}..{last}")
+            spans.append(((first_day - first).days, (last_day - first).days + 1, outcome))
+        found = count_touches(self.session, self.user_id, edges, spans)
+        for n, calls in enumerate(found[:days]):
             self.counts[first + timedelta(days=n)] = calls
         self.oldest = first if self.oldest is None else min(self.oldest, first)
-        return found[len(spans) :]
+        return found[days:]
 
     def __call__(self, day: date) -> int:
         if self.oldest is None or day < self.oldest:
@@ -893,7 +901,6 @@ def stats_for(session: Session, user: Any, now: datetime | None = None) -> dict[
     this_monday = monday_of(today)
     last_monday = this_monday - timedelta(days=7)
     last_sunday = this_monday - timedelta(days=1)
-    tomorrow = day_start(today + timedelta(days=1), tz)
 
     # One statement: the calls of each of the last STREAK_BATCH days, and the reached calls of
     # today, this week and last week.
@@ -902,9 +909,9 @@ def stats_for(session: Session, user: Any, now: datetime | None = None) -> dict[
         today - timedelta(days=STREAK_BATCH - 1),
         today,
         extra=[
-            (day_start(today, tz), tomorrow, "reached"),
-            (day_start(this_monday, tz), tomorrow, "reached"),
-            (day_start(last_monday, tz), day_start(this_monday, tz), "reached"),
+            (today, today, "reached"),
+            (this_monday, today, "reached"),
+            (last_monday, last_sunday, "reached"),
         ],
     )
     streak_days, met_today = streak(days, today, settings.daily_goal, settings.streak_weekends)
@@ -986,7 +993,7 @@ def week_summary(
     last = min(week_start + timedelta(days=6), today)
     if last < week_start:
         return _week(week_start, 0, 0, PromiseCounts(0, 0), shares)
-    span = (day_start(week_start, tz), day_start(last + timedelta(days=1), tz))
-    calls, reached = count_touches(session, user_id, [(*span, None), (*span, "reached")])
+    edges = [day_start(week_start, tz), day_start(last + timedelta(days=1), tz)]
+    calls, reached = count_touches(session, user_id, edges, [(0, 1, None), (0, 1, "reached")])
     judged = promises(session, settings, today, {"week": (week_start, last)})
     return _week(week_start, calls, reached, judged["week"], shares)
