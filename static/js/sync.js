@@ -3,7 +3,8 @@
 import { api, getAll, NetworkError, ApiError } from "./api.js";
 import { kv } from "./store.js";
 import * as outbox from "./outbox.js";
-import { state, mergeServer, setMe, changed } from "./data.js";
+import { state, mergeServer, setMe, setStats, changed, prefs } from "./data.js";
+import { localDay } from "./rules.js";
 
 const EPOCH = "1970-01-01T00:00:00+00:00";
 // Rows committed a moment late can carry a timestamp just before the cursor: look back a little.
@@ -36,7 +37,8 @@ async function round() {
     if (sent === "unauthorized" || sent === "offline") return sent;
     // Local changes still waiting would be overwritten by the server's older copy: pull later.
     if (outbox.hasWaiting()) return "waiting";
-    await pull();
+    const fresh = await pull();
+    await refreshStats({ maxAge: fresh ? 0 : STATS_MAX_AGE });
     return "ok";
   } catch (err) {
     if (err instanceof NetworkError) return "offline";
@@ -82,4 +84,48 @@ async function pull() {
     any = true;
   }
   if (any) changed();
+  return any;
+}
+
+// The stats are worked out by the server from the whole call log; the phone keeps the last
+// answer (for the streak on today's screen, and the stats screen offline, "as of" its time).
+const STATS_MAX_AGE = 5 * 60 * 1000;
+let statsRunning = null;
+/** Where the last stats fetch stands: "ok", "offline", "missing" (an older server) or "error". */
+export const statsState = { last: null };
+
+/**
+ * Fetch GET /stats unless the kept answer is younger than `maxAge` ms. Never throws; answers
+ * statsState.last. A kept answer stays when the fetch fails: the screens say how old it is.
+ */
+export function refreshStats({ maxAge = 0 } = {}) {
+  const kept = state.stats;
+  const young = kept && Date.now() - new Date(kept.at).getTime() < maxAge;
+  if (young && navigator.onLine && kept.data.date === localDay(new Date(), prefs().timezone)) {
+    statsState.last = "ok"; // only a successful fetch moves `at`: a young answer is current
+    return Promise.resolve("ok");
+  }
+  if (!statsRunning) {
+    statsRunning = fetchStats().finally(() => { statsRunning = null; });
+  }
+  return statsRunning;
+}
+
+async function fetchStats() {
+  const before = [statsState.last, state.stats && JSON.stringify(state.stats.data)];
+  let same = false;
+  try {
+    const data = await api("GET", "/stats");
+    same = JSON.stringify(data) === before[1];
+    await setStats(data);
+    statsState.last = "ok";
+  } catch (err) {
+    if (err instanceof NetworkError) statsState.last = "offline";
+    else if (err instanceof ApiError && err.status === 404) statsState.last = "missing";
+    else statsState.last = "error";
+    same = true;
+  }
+  // Only a new answer or a new state redraws the screen (the stats screen redraws itself).
+  if (!same || statsState.last !== before[0]) changed();
+  return statsState.last;
 }
