@@ -87,33 +87,33 @@ async function pull() {
   return any;
 }
 
-// The stats are worked out by the server from the whole call log; the phone keeps the last
-// answer (for the streak on today's screen, and the stats screen offline, "as of" its time).
+// The last GET /stats answer is kept on the phone: the streak on today's screen, and the stats
+// screen offline ("as of" its time), need it.
 const STATS_MAX_AGE = 5 * 60 * 1000;
 let statsRunning = null;
-/** Where the last stats fetch stands: "ok", "offline", "missing" (an older server) or "error". */
+/** How the last fetch went: "ok", "offline", "missing" (an older server) or "error". */
 export const statsState = { last: null };
 
-/**
- * Fetch GET /stats unless the kept answer is younger than `maxAge` ms. Never throws; answers
- * statsState.last. A kept answer stays when the fetch fails: the screens say how old it is.
- */
+/** Fetch /stats unless the kept answer is current and younger than `maxAge` ms. Never throws. */
 export function refreshStats({ maxAge = 0 } = {}) {
   const kept = state.stats;
-  const young = kept && Date.now() - new Date(kept.at).getTime() < maxAge;
-  if (young && navigator.onLine && kept.data.date === localDay(new Date(), prefs().timezone)) {
-    statsState.last = "ok"; // only a successful fetch moves `at`: a young answer is current
-    return Promise.resolve("ok");
-  }
-  if (!statsRunning) {
-    statsRunning = fetchStats().finally(() => { statsRunning = null; });
-  }
+  const me = state.me || {};
+  // Another day, goal or weekend rule makes an answer stale, however young.
+  const current =
+    kept &&
+    Date.now() - new Date(kept.at).getTime() < maxAge &&
+    kept.data.date === localDay(new Date(), prefs().timezone) &&
+    kept.data.streak.goal === me.daily_goal &&
+    kept.data.streak.weekends === Boolean(me.streak_weekends);
+  if (current && navigator.onLine) statsState.last = "ok"; // only a fetch that worked moves `at`
+  if ((current && navigator.onLine) || (maxAge && statsState.last === "missing")) return Promise.resolve(statsState.last);
+  statsRunning = statsRunning || fetchStats().finally(() => { statsRunning = null; });
   return statsRunning;
 }
 
 async function fetchStats() {
   const before = [statsState.last, state.stats && JSON.stringify(state.stats.data)];
-  let same = false;
+  let same = true;
   try {
     const data = await api("GET", "/stats");
     same = JSON.stringify(data) === before[1];
@@ -121,11 +121,8 @@ async function fetchStats() {
     statsState.last = "ok";
   } catch (err) {
     if (err instanceof NetworkError) statsState.last = "offline";
-    else if (err instanceof ApiError && err.status === 404) statsState.last = "missing";
-    else statsState.last = "error";
-    same = true;
+    else statsState.last = err instanceof ApiError && err.status === 404 ? "missing" : "error";
   }
-  // Only a new answer or a new state redraws the screen (the stats screen redraws itself).
-  if (!same || statsState.last !== before[0]) changed();
+  if (!same || statsState.last !== before[0]) changed(); // the stats screen redraws itself
   return statsState.last;
 }

@@ -2,8 +2,7 @@
 import { h, mount } from "./dom.js";
 import { state, prefs, touchesFor, mergeServer, changed } from "../data.js";
 import { formatDue, effectiveCadence, cadenceName } from "../rules.js";
-import { persistenceText } from "../progress.js";
-import { repPrompts } from "../prompts.js";
+import { persistenceText, repPrompts } from "../habit.js";
 import { api } from "../api.js";
 import { dialLink } from "./dial.js";
 import { openSheet } from "./sheet.js";

@@ -9,7 +9,7 @@ import { logOut } from "../session.js";
 import { api } from "../api.js";
 import { renderImportExport } from "./import-export.js";
 import { DEFAULT_TIERS } from "../rules.js";
-import { repPrompts, promptsToSave, MAX_PROMPTS, MAX_PROMPT_LENGTH } from "../prompts.js";
+import { repPrompts, promptsToSave, MAX_PROMPTS } from "../habit.js";
 
 function zones(current) {
   let list = [];
@@ -75,7 +75,7 @@ function savePrompts(prompts) {
 function promptsSection(me) {
   const list = h("ul", { class: "prompt-editor", id: "prompt-editor" });
   const line = (text) => {
-    const input = h("textarea", { rows: 2, value: text, maxLength: MAX_PROMPT_LENGTH, "aria-label": "Prompt", placeholder: "Something to open a call with" });
+    const input = h("textarea", { rows: 2, value: text, maxLength: 200, "aria-label": "Prompt", placeholder: "Something to open a call with" });
     const li = h(
       "li",
       {},

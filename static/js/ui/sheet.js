@@ -82,7 +82,7 @@ function drawPicks() {
   const note = h("textarea", {
     id: "call-note",
     rows: 2,
-    placeholder: "What was said, what to bring up next time",
+    placeholder: "What was said",
     oninput: (ev) => {
       if (!setNote(session, ev.target.value)) {
         ev.target.disabled = true;

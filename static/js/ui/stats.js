@@ -1,11 +1,10 @@
-// Stats: is the habit sticking? Today's calls, reached and promises kept come from the phone's
-// own log (instant, offline too); everything else is the last GET /stats answer, kept on the
-// phone and shown "as of" its time when it cannot be refreshed. Each list has a one-tap way to
-// act (dial, or move a broken promise to tomorrow) through the same paths as the rest of the app.
+// Stats: today's figures come from the phone's own log (instant, offline too), the rest from the
+// last GET /stats answer, shown "as of" its time when it cannot be refreshed. Each list acts in
+// one tap (dial, or move a broken promise to tomorrow) through the app's usual paths.
 import { h, mount } from "./dom.js";
 import { state, prefs, setPromise, persistClientState, changed } from "../data.js";
 import { formatDue, formatDay, quickPicks, localDay } from "../rules.js";
-import { todayProgress, streakNow, streakText, persistenceText, percent, plural } from "../progress.js";
+import { todayProgress, streakNow, streakText, persistenceText, percent, plural } from "../habit.js";
 import { sync, refreshStats, statsState } from "../sync.js";
 import * as outbox from "../outbox.js";
 import { dialLink } from "./dial.js";
@@ -23,10 +22,10 @@ function svg(tag, attrs, ...children) {
   return el;
 }
 
-/** A bar for a share (0..1 or null): inline SVG, no style attribute, so the CSP stays strict. */
+/** A bar for a share (0..1 or null): SVG attributes, not a style attribute the CSP would refuse. */
 function bar(share, cls = "") {
   const value = share === null || share === undefined ? 0 : Math.max(0, Math.min(1, share));
-  // Green once 80% is there; below it plain blue: the figure informs, it does not scold.
+  // Green from 80%, else plain blue: the figure informs, it does not scold.
   const tone = share === null || share === undefined ? "none" : value >= 0.8 ? "good" : "on";
   return svg(
     "svg",
@@ -83,9 +82,6 @@ function rows(label, items, render) {
 function daysText(n) {
   return plural(n, "day");
 }
-
-// ---------------------------------------------------------------------------------------------
-// Sections
 
 function freshness(kept, now) {
   const { timezone } = prefs();
@@ -326,7 +322,7 @@ function weeklyCard(data) {
     h(
       "table",
       { class: "weeks" },
-      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, h("span", { class: "sr-only" }, "Figure")), h("th", { scope: "col" }, "This week", h("span", { class: "muted" }, weekRange(now))), h("th", { scope: "col" }, "Last week", h("span", { class: "muted" }, weekRange(last))))),
+      h("thead", {}, h("tr", {}, h("td"), h("th", { scope: "col" }, "This week", h("span", { class: "muted" }, weekRange(now))), h("th", { scope: "col" }, "Last week", h("span", { class: "muted" }, weekRange(last))))),
       h(
         "tbody",
         {},
@@ -338,8 +334,6 @@ function weeklyCard(data) {
     tiers.length > 0 && h("p", { class: "muted small", id: "week-coverage" }, `Coverage now: ${tiers.map((t) => `${t} ${percent(now.coverage[t])}`).join(" · ")}`),
   );
 }
-
-// ---------------------------------------------------------------------------------------------
 
 export function renderStats(view) {
   const draw = () => {

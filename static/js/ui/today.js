@@ -2,7 +2,7 @@
 import { h, mount } from "./dom.js";
 import { state, todayList, prefs } from "../data.js";
 import { reasonText } from "../rules.js";
-import { persistenceText, todayProgress, streakNow, streakText, plural } from "../progress.js";
+import { persistenceText, todayProgress, streakNow, streakText, plural } from "../habit.js";
 import * as outbox from "../outbox.js";
 import { dialLink } from "./dial.js";
 import { openSheet } from "./sheet.js";

@@ -1,4 +1,4 @@
-// The phone's own habit figures (static/js/progress.js) and prompt helpers (static/js/prompts.js).
+// The phone's own habit figures and prompt helpers (static/js/habit.js).
 // Run with node's built-in runner: node --test tests/js/  (tests/unit/test_js_rules.py does it).
 
 import assert from "node:assert/strict";
@@ -12,8 +12,11 @@ import {
   streakNow,
   streakText,
   todayProgress,
-} from "../../static/js/progress.js";
-import { DEFAULT_PROMPTS, MAX_PROMPTS, promptsToSave, repPrompts } from "../../static/js/prompts.js";
+  DEFAULT_PROMPTS,
+  MAX_PROMPTS,
+  promptsToSave,
+  repPrompts,
+} from "../../static/js/habit.js";
 
 describe("persistence in plain words", () => {
   test("ordinals, never giving up", () => {
