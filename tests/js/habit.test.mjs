@@ -17,6 +17,7 @@ import {
   promptsToSave,
   repPrompts,
 } from "../../static/js/habit.js";
+import { localDay } from "../../static/js/rules.js";
 
 describe("persistence in plain words", () => {
   test("ordinals, never giving up", () => {
@@ -57,9 +58,12 @@ describe("today's progress from the local log", () => {
       touch("2026-11-23T15:00:00-06:00", "reached"),
       touch("2026-11-24T05:00:00Z"), // 23:00 today in Chicago, tomorrow in UTC
       touch("2026-11-22T20:00:00Z", "reached"),
+      touch("2026-11-24T01:00:00+14:00"), // written as the 24th, 05:00 today in Chicago
+      touch("2026-11-22T20:00:00-11:00"), // written as the 22nd, 01:00 today in Chicago
+      touch("2026-11-24T06:00:00+00:00"), // 00:00 tomorrow in Chicago
     ];
     assert.deepEqual(todayProgress({ touches, callbacks: [], now, timezone: CHICAGO }), {
-      calls: 3,
+      calls: 5,
       reached: 1,
       promisesKept: 0,
     });
@@ -92,6 +96,26 @@ describe("today's progress from the local log", () => {
       touch("2026-11-01T04:59:59Z"), // 23:59:59 CDT the day before
     ];
     assert.equal(todayProgress({ touches, callbacks: [], now, timezone: CHICAGO }).calls, 4);
+  });
+
+  test("the same as counting local days one by one, across zones and DST changes", () => {
+    // Havana and Santiago change their clocks at midnight, Lord Howe by half an hour; Kiritimati
+    // and Pago Pago are 25 hours apart.
+    const zones = ["America/Havana", "America/Santiago", "Australia/Lord_Howe", "Pacific/Kiritimati", "Pacific/Pago_Pago", CHICAGO];
+    const nows = ["2026-03-08T12:00:00Z", "2026-04-05T04:30:00Z", "2026-09-06T05:00:00Z", "2026-11-01T06:30:00Z"];
+    let seed = 7;
+    const random = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+    for (const timezone of zones) {
+      for (const iso of nows) {
+        const now = new Date(iso);
+        const touches = Array.from({ length: 300 }, () => {
+          const at = new Date(now.getTime() + (random() - 0.5) * 3 * 86400000);
+          return touch(at.toISOString());
+        });
+        const naive = touches.filter((t) => localDay(new Date(t.happened_at), timezone) === localDay(now, timezone)).length;
+        assert.equal(todayProgress({ touches, callbacks: [], now, timezone }).calls, naive, `${timezone} ${iso}`);
+      }
+    }
   });
 
   test("works on Map iterators, as the app passes them", () => {
