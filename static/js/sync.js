@@ -38,7 +38,8 @@ async function round() {
     // Local changes still waiting would be overwritten by the server's older copy: pull later.
     if (outbox.hasWaiting()) return "waiting";
     const fresh = await pull();
-    await refreshStats({ maxAge: fresh ? 0 : STATS_MAX_AGE });
+    // Not awaited: a sync asked for meanwhile (coming back to the app) must not wait on it.
+    refreshStats({ maxAge: fresh ? 0 : STATS_MAX_AGE });
     return "ok";
   } catch (err) {
     if (err instanceof NetworkError) return "offline";
