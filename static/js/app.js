@@ -9,6 +9,7 @@ import { renderToday } from "./ui/today.js";
 import { renderCard } from "./ui/card.js";
 import { renderClients, renderEdit } from "./ui/clients.js";
 import { renderSettings } from "./ui/settings.js";
+import { renderStats } from "./ui/stats.js";
 import { renderLogin, renderSignup } from "./ui/auth.js";
 import { openSheet, initSheet, isOpen } from "./ui/sheet.js";
 import { takeDialled } from "./ui/dial.js";
@@ -22,6 +23,7 @@ const ROUTES = [
   [/^#\/clients\/new$/, "clients", "New client", (v) => renderEdit(v)],
   [/^#\/clients\/([\w-]+)$/, "clients", "Client", (v, m) => renderCard(v, { id: m[1] })],
   [/^#\/clients\/([\w-]+)\/edit$/, "clients", "Edit client", (v, m) => renderEdit(v, { id: m[1] })],
+  [/^#\/stats$/, "stats", "Stats", renderStats],
   [/^#\/settings$/, "settings", "Settings", renderSettings],
   [/^#\/login$/, null, "Touchbase", (v) => renderLogin(v, { after: loggedIn, message: loginMessage })],
   [/^#\/signup$/, null, "Touchbase", (v) => renderSignup(v, { after: loggedIn })],
@@ -80,7 +82,7 @@ async function start() {
   onChange(() => update && update());
   outbox.onChange(() => {
     renderStatus();
-    if (document.body.dataset.screen === "today" && update) update();
+    if (/^(today|stats)$/.test(document.body.dataset.screen) && update) update();
   });
   outbox.hooks.unauthorized = needLogin;
   outbox.hooks.sent = async (entry, answer) => {

@@ -8,6 +8,7 @@ export const state = {
   clients: new Map(),
   callbacks: new Map(),
   touches: new Map(),
+  stats: null, // the last GET /stats answer: {data, at (when it was fetched, ISO)}, or null
 };
 
 const listeners = new Set();
@@ -23,13 +24,15 @@ export function changed() {
 
 /** Load everything from IndexedDB into memory (a rep has hundreds of records, not millions). */
 export async function loadLocal() {
-  const [me, clients, callbacks, touches] = await Promise.all([
+  const [me, clients, callbacks, touches, stats] = await Promise.all([
     kv.get("me"),
     all("clients"),
     all("callbacks"),
     all("touches"),
+    kv.get("stats"),
   ]);
   state.me = me || null;
+  state.stats = stats || null;
   state.clients = new Map(clients.map((c) => [c.id, c]));
   state.callbacks = new Map(callbacks.map((c) => [c.id, c]));
   state.touches = new Map(touches.map((t) => [t.id, t]));
@@ -43,10 +46,17 @@ export async function setMe(me) {
 /** Forget every local record (log out, or another rep logging in on this phone). */
 export async function forgetAll() {
   state.me = null;
+  state.stats = null;
   state.clients.clear();
   state.callbacks.clear();
   state.touches.clear();
   await Promise.all(["clients", "callbacks", "touches", "kv", "outbox"].map((s) => clear(s)));
+}
+
+/** Keep the server's stats answer (memory and IndexedDB), stamped with when it was fetched. */
+export async function setStats(data, at = new Date().toISOString()) {
+  state.stats = { data, at };
+  await kv.set("stats", state.stats);
 }
 
 export function prefs() {
@@ -118,7 +128,10 @@ export function applyTouch(touch) {
   };
   const now = new Date().toISOString();
   for (const cb of openCallbacks()) {
-    if (cb.client_id === touch.client_id) state.callbacks.set(cb.id, { ...cb, status: "done", updated_at: now });
+    if (cb.client_id === touch.client_id) {
+      // done_at as the server sets it (the call's time): today's "promises kept" counts it at once.
+      state.callbacks.set(cb.id, { ...cb, status: "done", done_at: touch.happened_at, updated_at: now });
+    }
   }
   if (client) {
     const updated = { ...client, last_touch_at: later(client.last_touch_at, touch.happened_at) };
@@ -142,7 +155,12 @@ export function revertTouch(before) {
   state.touches.delete(touch.id);
   if (touch.callback_id) state.callbacks.delete(touch.callback_id);
   for (const cb of before.callbacks) state.callbacks.set(cb.id, cb);
-  if (before.client) state.clients.set(before.client.id, before.client);
+  if (before.client) {
+    // Only what the call changed: an edit made since (a talking point jotted in the sheet) stays.
+    const { id, last_touch_at, last_reached_at, attempts_since_reached, open_callback } = before.client;
+    const current = state.clients.get(id);
+    state.clients.set(id, current ? { ...current, last_touch_at, last_reached_at, attempts_since_reached, open_callback } : before.client);
+  }
   return persistClientState(touch.client_id, { deletedTouch: touch.id, deletedCallback: touch.callback_id });
 }
 

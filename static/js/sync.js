@@ -3,7 +3,8 @@
 import { api, getAll, NetworkError, ApiError } from "./api.js";
 import { kv } from "./store.js";
 import * as outbox from "./outbox.js";
-import { state, mergeServer, setMe, changed } from "./data.js";
+import { state, mergeServer, setMe, setStats, changed, prefs } from "./data.js";
+import { localDay } from "./rules.js";
 
 const EPOCH = "1970-01-01T00:00:00+00:00";
 // Rows committed a moment late can carry a timestamp just before the cursor: look back a little.
@@ -36,7 +37,9 @@ async function round() {
     if (sent === "unauthorized" || sent === "offline") return sent;
     // Local changes still waiting would be overwritten by the server's older copy: pull later.
     if (outbox.hasWaiting()) return "waiting";
-    await pull();
+    const fresh = await pull();
+    // Not awaited: a sync asked for meanwhile (coming back to the app) must not wait on it.
+    refreshStats({ maxAge: fresh ? 0 : STATS_MAX_AGE });
     return "ok";
   } catch (err) {
     if (err instanceof NetworkError) return "offline";
@@ -82,4 +85,45 @@ async function pull() {
     any = true;
   }
   if (any) changed();
+  return any;
+}
+
+// The last GET /stats answer is kept on the phone: the streak on today's screen, and the stats
+// screen offline ("as of" its time), need it.
+const STATS_MAX_AGE = 5 * 60 * 1000;
+let statsRunning = null;
+/** How the last fetch went: "ok", "offline", "missing" (an older server) or "error". */
+export const statsState = { last: null };
+
+/** Fetch /stats unless the kept answer is current and younger than `maxAge` ms. Never throws. */
+export function refreshStats({ maxAge = 0 } = {}) {
+  const kept = state.stats;
+  const me = state.me || {};
+  // Another day, goal or weekend rule makes an answer stale, however young.
+  const current =
+    kept &&
+    Date.now() - new Date(kept.at).getTime() < maxAge &&
+    kept.data.date === localDay(new Date(), prefs().timezone) &&
+    kept.data.streak.goal === me.daily_goal &&
+    kept.data.streak.weekends === Boolean(me.streak_weekends);
+  if (current && navigator.onLine) statsState.last = "ok"; // only a fetch that worked moves `at`
+  if ((current && navigator.onLine) || (maxAge && statsState.last === "missing")) return Promise.resolve(statsState.last);
+  statsRunning = statsRunning || fetchStats().finally(() => { statsRunning = null; });
+  return statsRunning;
+}
+
+async function fetchStats() {
+  const before = [statsState.last, state.stats && JSON.stringify(state.stats.data)];
+  let same = true;
+  try {
+    const data = await api("GET", "/stats");
+    same = JSON.stringify(data) === before[1];
+    await setStats(data);
+    statsState.last = "ok";
+  } catch (err) {
+    if (err instanceof NetworkError) statsState.last = "offline";
+    else statsState.last = err instanceof ApiError && err.status === 404 ? "missing" : "error";
+  }
+  if (!same || statsState.last !== before[0]) changed(); // the stats screen redraws itself
+  return statsState.last;
 }

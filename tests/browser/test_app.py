@@ -187,9 +187,7 @@ def test_reasons_and_screenshots(page, live_server, rep, tmp_path):
     expect(rows.nth(0)).to_contain_text(re.compile(r"Promised callback · \w+ 9:00 · overdue"))
     expect(rows.nth(1)).to_contain_text("Monthly check-in · 12 days overdue")
     expect(rows.filter(has_text="Priya Shah")).to_contain_text("No contact for 210 days")
-    expect(rows.filter(has_text="Priya Shah")).to_contain_text(
-        "3rd try since you last reached them"
-    )
+    expect(rows.filter(has_text="Priya Shah")).to_contain_text("3rd try — keep going")
     expect(rows.filter(has_text="Li Wei")).to_contain_text("Never contacted")
     page.screenshot(path=shots / "today.png")
 

@@ -1,7 +1,8 @@
 // A client's card: everything that gives the rep a reason to call, and the buttons to act.
 import { h, mount } from "./dom.js";
 import { state, prefs, touchesFor, mergeServer, changed } from "../data.js";
-import { formatDue, attemptsText, effectiveCadence, cadenceName } from "../rules.js";
+import { formatDue, effectiveCadence, cadenceName } from "../rules.js";
+import { persistenceText, repPrompts } from "../habit.js";
 import { api } from "../api.js";
 import { dialLink } from "./dial.js";
 import { openSheet } from "./sheet.js";
@@ -29,6 +30,24 @@ async function fetchHistory(clientId) {
   }
 }
 
+/** Something to say before dialling: the client's talking points, else the rep's prompts. */
+function reasonsToCall(client) {
+  if (client.talking_points) return section("Talking points", h("p", { class: "prose", id: "talking-points" }, client.talking_points));
+  return h(
+    "section",
+    { class: "card-section prompts", "aria-labelledby": "prompts-title" },
+    h("h3", { id: "prompts-title" }, "Ideas to open with"),
+    h("ul", { class: "prompt-list" }, repPrompts(state.me).map((p) => h("li", {}, p))),
+    h(
+      "p",
+      { class: "muted small" },
+      "No talking points for this client yet. Jot one after the call, or ",
+      !client.archived_at ? h("a", { href: `#/clients/${client.id}/edit` }, "add them now") : "edit the client",
+      ".",
+    ),
+  );
+}
+
 export function renderCard(view, { id }) {
   fetchHistory(id);
   const draw = () => {
@@ -42,7 +61,7 @@ export function renderCard(view, { id }) {
     const cb = client.open_callback;
     const { tiers } = prefs();
     const cadence = effectiveCadence(client.cadence_days, client.tags || [], tiers);
-    const tries = attemptsText(client.attempts_since_reached || 0);
+    const tries = persistenceText(client.attempts_since_reached || 0);
     mount(
       view,
       h(
@@ -60,7 +79,7 @@ export function renderCard(view, { id }) {
         h("button", { type: "button", class: "btn primary big", onclick: () => openSheet(id) }, "Log a call"),
       ),
       cb && section("Promised callback", h("p", {}, when(cb.due_at))),
-      client.talking_points && section("Talking points", h("p", { class: "prose" }, client.talking_points)),
+      reasonsToCall(client),
       lastNote && section("Last note", h("p", { class: "prose" }, lastNote.note), h("p", { class: "muted" }, when(lastNote.happened_at))),
       section(
         "Contact",

@@ -8,6 +8,8 @@ import { toast } from "./toast.js";
 import { logOut } from "../session.js";
 import { api } from "../api.js";
 import { renderImportExport } from "./import-export.js";
+import { DEFAULT_TIERS } from "../rules.js";
+import { repPrompts, promptsToSave, MAX_PROMPTS } from "../habit.js";
 
 function zones(current) {
   let list = [];
@@ -29,6 +31,108 @@ export function isStandalone() {
   return window.matchMedia("(display-mode: standalone)").matches || navigator.standalone === true;
 }
 
+// ---- Habit settings (issue 6): the streak's weekends, tier rhythms, conversation prompts ----
+
+/** Fields that go into the main settings form, after the daily goal. */
+function habitFields(me) {
+  const tiers = me.tiers || DEFAULT_TIERS;
+  const tierField = (t, hint) =>
+    field(`Tier ${t}`, { name: `tier_${t}`, type: "number", min: 1, max: 3650, required: true, inputmode: "numeric", value: tiers[t] }, hint);
+  return [
+    h(
+      "label",
+      { class: "check" },
+      h("input", { type: "checkbox", name: "streak_weekends", id: "streak-weekends", checked: Boolean(me.streak_weekends) }),
+      h("span", {}, "Weekends count toward my streak"),
+    ),
+    h(
+      "fieldset",
+      { class: "tier-days" },
+      h("legend", { class: "label" }, "Check in every … days, by tier"),
+      h("div", { class: "three-cols" }, tierField("A"), tierField("B"), tierField("C")),
+      h("span", { class: "hint" }, "Clients tagged A, B or C are due for a call this often. A client's own rhythm wins."),
+    ),
+  ];
+}
+
+/** The PATCH /me changes from those fields. */
+function habitChanges(form, d) {
+  return {
+    streak_weekends: form.querySelector("#streak-weekends").checked,
+    tiers: { A: Number(d.tier_A), B: Number(d.tier_B), C: Number(d.tier_C) },
+  };
+}
+
+function savePrompts(prompts) {
+  const me = state.me || {};
+  setMe({ ...me, prompts: prompts || null });
+  outbox.add({ kind: "me_update", method: "PATCH", path: "/me", body: { prompts }, label: "Prompts" });
+  outbox.flush();
+  changed();
+}
+
+/** The prompts editor: one line each, add, remove, save, or back to the built-in five. */
+function promptsSection(me) {
+  const list = h("ul", { class: "prompt-editor", id: "prompt-editor" });
+  const line = (text) => {
+    const input = h("textarea", { rows: 2, value: text, maxLength: 200, "aria-label": "Prompt", placeholder: "Something to open a call with" });
+    const li = h(
+      "li",
+      {},
+      input,
+      h("button", { type: "button", class: "btn small ghost remove", "aria-label": "Remove this prompt", title: "Remove", onclick: () => { li.remove(); counted(); } }, "✕"),
+    );
+    return li;
+  };
+  const add = h("button", { type: "button", class: "btn small", onclick: () => { list.append(line("")); counted(); list.lastChild.querySelector("textarea").focus(); } }, "Add a prompt");
+  const counted = () => { add.disabled = list.children.length >= MAX_PROMPTS; };
+  list.append(...repPrompts(me).map(line));
+  counted();
+  const values = () => [...list.querySelectorAll("textarea")].map((i) => i.value);
+  return h(
+    "section",
+    { class: "settings-row", "aria-labelledby": "prompts-heading" },
+    h("h2", { id: "prompts-heading" }, "Conversation prompts"),
+    h("p", { class: "muted small" }, "Shown on a client's card when they have no talking points of their own."),
+    list,
+    h("div", { class: "row-actions" }, add),
+    h(
+      "div",
+      { class: "row-actions" },
+      h(
+        "button",
+        {
+          type: "button",
+          class: "btn primary",
+          onclick: () => {
+            const prompts = promptsToSave(values());
+            savePrompts(prompts);
+            toast(prompts ? "Prompts saved." : "No prompts left: the built-in ones are back.");
+            if (!prompts) list.replaceChildren(...repPrompts(null).map(line));
+          },
+        },
+        "Save prompts",
+      ),
+      h(
+        "button",
+        {
+          type: "button",
+          class: "btn ghost",
+          onclick: () => {
+            savePrompts(null);
+            list.replaceChildren(...repPrompts(null).map(line));
+            counted();
+            toast("The built-in prompts are back.");
+          },
+        },
+        "Use the built-in prompts",
+      ),
+    ),
+  );
+}
+
+// ---- end of habit settings ----
+
 export function renderSettings(view) {
   const me = state.me || {};
   const quiet = me.quiet_hours;
@@ -47,6 +151,7 @@ export function renderSettings(view) {
     "form",
     { class: "form" },
     field("Daily goal (calls)", { name: "daily_goal", type: "number", min: 1, max: 500, required: true, inputmode: "numeric", value: me.daily_goal || 10 }),
+    habitFields(me),
     h("label", { class: "check" }, quietOn, h("span", {}, "Quiet hours (no reminders)")),
     quietTimes,
     field("Reconnect after (days without contact)", { name: "reconnect_after_days", type: "number", min: 1, max: 3650, required: true, inputmode: "numeric", value: me.reconnect_after_days || 90 }),
@@ -62,6 +167,7 @@ export function renderSettings(view) {
       reconnect_after_days: Number(d.reconnect_after_days),
       timezone: d.timezone,
       quiet_hours: quietOn.checked ? { start: d.quiet_start, end: d.quiet_end } : null,
+      ...habitChanges(form, d),
     };
     setMe({ ...me, ...changes });
     outbox.add({ kind: "me_update", method: "PATCH", path: "/me", body: changes, label: "Settings" });
@@ -76,6 +182,7 @@ export function renderSettings(view) {
   mount(
     view,
     form,
+    promptsSection(me),
     h(
       "section",
       { class: "settings-row", "aria-labelledby": "push-title" },

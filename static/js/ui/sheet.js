@@ -1,7 +1,8 @@
 // The outcome sheet: three big buttons log the call in one tap; quick picks then change the
 // promise in one more; a note is optional; Undo while the call is still on the phone.
 import { h, $, mount } from "./dom.js";
-import { state, prefs } from "../data.js";
+import { state, prefs, saveClient, changed } from "../data.js";
+import * as outbox from "../outbox.js";
 import { quickPicks, localDay, atLocal, formatDue } from "../rules.js";
 import { logCall, changePick, setNote, undo, release, canUndo, OUTCOME_LABELS } from "../log.js";
 import { toast } from "./toast.js";
@@ -81,13 +82,20 @@ function drawPicks() {
   const note = h("textarea", {
     id: "call-note",
     rows: 2,
-    placeholder: "What was said, what to bring up next time",
+    placeholder: "What was said",
     oninput: (ev) => {
       if (!setNote(session, ev.target.value)) {
         ev.target.disabled = true;
         $("#note-hint").textContent = "Already synced: this note can no longer be added to the call.";
       }
     },
+  });
+  const talk = h("textarea", {
+    id: "next-talk",
+    rows: 2,
+    maxLength: 10000,
+    placeholder: "e.g. Ask how the warehouse move went",
+    value: client.talking_points || "",
   });
   mount(
     sheetEl(),
@@ -106,6 +114,13 @@ function drawPicks() {
       h("label", { class: "label", htmlFor: "call-note" }, "Note (optional)"),
       note,
       h("span", { class: "hint", id: "note-hint", role: "status" }),
+    ),
+    h(
+      "div",
+      { class: "field" },
+      h("label", { class: "label", htmlFor: "next-talk" }, "Talking points for next time"),
+      talk,
+      h("span", { class: "hint" }, "Shown on the card before your next call."),
     ),
     h(
       "div",
@@ -131,11 +146,35 @@ function pick(key, dueAt) {
   $("#pick-summary").textContent = pickLabel(session);
 }
 
+/**
+ * The talking points jotted in the sheet go to the client like any other edit: the local copy
+ * first, then a PATCH through the outbox (after the call itself, so offline too).
+ */
+function saveTalkingPoints() {
+  const el = $("#next-talk");
+  const client = current && state.clients.get(current.clientId);
+  if (!el || !client) return;
+  const text = el.value.trim() || null;
+  if ((client.talking_points || null) === text) return;
+  saveClient({ ...client, talking_points: text, updated_at: new Date().toISOString() });
+  outbox.add({
+    kind: "client_update",
+    method: "PATCH",
+    path: `/clients/${client.id}`,
+    body: { talking_points: text },
+    label: `Talking points · ${client.name}`,
+  });
+  outbox.flush();
+  changed();
+}
+
 function doUndo() {
   const { session } = current;
+  const undone = undo(session);
+  saveTalkingPoints(); // a jotted talking point stays: it is about the client, not this call
   current = null;
   hide();
-  if (undo(session)) toast("Call removed.");
+  if (undone) toast("Call removed.");
   else toast("That call is already saved on the server, so it can't be undone.", { timeout: 6000 });
 }
 
@@ -151,6 +190,7 @@ function hide() {
 export function closeSheet() {
   if (!current) return;
   const { session } = current;
+  saveTalkingPoints();
   current = null;
   hide();
   if (!session) return;

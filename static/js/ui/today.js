@@ -1,7 +1,8 @@
 // Today: who to call and why, drawn from the local copy (no network wait), with progress.
 import { h, mount } from "./dom.js";
-import { state, todayList, doneToday, prefs } from "../data.js";
-import { reasonText, attemptsText } from "../rules.js";
+import { state, todayList, prefs } from "../data.js";
+import { reasonText } from "../rules.js";
+import { persistenceText, todayProgress, streakNow, streakText, plural } from "../habit.js";
 import * as outbox from "../outbox.js";
 import { dialLink } from "./dial.js";
 import { openSheet } from "./sheet.js";
@@ -34,7 +35,8 @@ function row(item, now) {
   const client = state.clients.get(item.clientId);
   if (!client) return null;
   const { timezone, tiers } = prefs();
-  const tries = attemptsText(client.attempts_since_reached || 0);
+  const tries = persistenceText(client.attempts_since_reached || 0);
+  const talk = firstLine(client.talking_points);
   return h(
     "li",
     { class: "row", dataset: { clientId: client.id, reason: item.reason } },
@@ -45,10 +47,45 @@ function row(item, now) {
       client.company && h("span", { class: "company" }, client.company),
       h("span", { class: `reason${item.overdue ? " overdue" : ""}` }, reasonText(item, client, { now, timezone, tiers })),
       tries && h("span", { class: "tries" }, tries),
+      talk && h("span", { class: "talk" }, talk),
     ),
     client.phone
       ? dialLink(client, "Call", "btn call")
       : h("button", { type: "button", class: "btn call alt", "aria-label": `Log a call with ${client.name}`, onclick: () => openSheet(client.id) }, "Log"),
+  );
+}
+
+/** The first talking point, for a glance before dialling (the card has them all). */
+function firstLine(text) {
+  return (text || "").split("\n").map((l) => l.trim()).find(Boolean) || "";
+}
+
+/** Calls, reached and promises kept today from the phone's own log; the streak when known. */
+function progressBox(now) {
+  const me = state.me || {};
+  const goal = me.daily_goal || 10;
+  const { timezone } = prefs();
+  const today = todayProgress({ touches: state.touches.values(), callbacks: state.callbacks.values(), now, timezone });
+  const streak = streakNow(state.stats && state.stats.data, {
+    now,
+    timezone,
+    calls: today.calls,
+    goal,
+    weekends: Boolean(me.streak_weekends),
+  });
+  const streakLine = streakText(streak);
+  return h(
+    "div",
+    { class: "progress" },
+    h("p", { id: "progress-text" }, h("strong", {}, `${today.calls} of ${goal} calls`), " today"),
+    h("progress", { max: goal, value: Math.min(today.calls, goal), "aria-label": "Calls made today" }),
+    h(
+      "p",
+      { class: "progress-more", id: "progress-more" },
+      h("span", {}, `${today.reached} reached`),
+      h("span", {}, plural(today.promisesKept, "promise kept", "promises kept")),
+    ),
+    streakLine && h("p", { class: `streak${streak.metToday ? " met" : ""}`, id: "streak" }, streakLine),
   );
 }
 
@@ -58,12 +95,9 @@ export function renderToday(view) {
   const draw = () => {
     const now = new Date();
     const items = todayList(now);
-    const goal = (state.me && state.me.daily_goal) || 10;
-    const done = doneToday(now);
-    const progress = h("progress", { max: goal, value: Math.min(done, goal), "aria-label": "Calls made today" });
     mount(
       view,
-      h("div", { class: "progress" }, h("p", { id: "progress-text" }, h("strong", {}, `${done} of ${goal} calls`), " today"), progress),
+      progressBox(now),
       failedBox(),
       items.length
         ? h("ul", { class: "list today-list", "aria-label": "Calls for today" }, items.map((item) => row(item, now)))
