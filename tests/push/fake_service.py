@@ -85,6 +85,9 @@ class FakePushService:
         self.vapid_public_key = vapid_public_key
         self.delay = delay
         self.pushes: list[Push] = []
+        # Subscriber ids, as each request arrives (before ``delay``): a push in flight shows here
+        # first, in ``pushes`` once answered.
+        self.arrivals: list[str] = []
         self.errors: list[str] = []
         self.subscribers: dict[str, Subscriber] = {}
         # Per subscriber: statuses to answer next (then 201), each with optional headers.
@@ -195,6 +198,8 @@ class FakePushService:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 sid = self.path.rsplit("/", 1)[-1]
                 headers = {k.lower(): v for k, v in self.headers.items()}
+                with service.lock:
+                    service.arrivals.append(sid)
                 if service.delay:
                     time.sleep(service.delay)
                 with service.lock:
