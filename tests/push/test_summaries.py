@@ -293,7 +293,7 @@ def test_two_dispatchers_at_once_send_each_digest_once(app, push_service):
     assert sum(totals) == 40
 
 
-def _zone_at_midday() -> str:
+def zone_at_midday() -> str:
     """A fixed-offset zone where it is now between 10:00 and 14:00 (for real-time tests)."""
     now = datetime.now(UTC)
     for hours in range(-12, 15):
@@ -304,7 +304,7 @@ def _zone_at_midday() -> str:
 
 def test_a_dispatcher_killed_mid_send_loses_nothing(app, push_service, tmp_path):
     """A real ``flask dispatch`` process, killed with SIGKILL while its digest is in flight."""
-    zone = _zone_at_midday()
+    zone = zone_at_midday()
     rep, sub = digest_rep(app, push_service, zone=zone)
     now = datetime.now(ZoneInfo(zone))
     at = f"{now - timedelta(minutes=1):%H:%M}"
@@ -346,7 +346,7 @@ def test_a_dispatcher_killed_mid_send_loses_nothing(app, push_service, tmp_path)
 def test_the_lease_blocks_none_of_the_reps_calls(app, push_service):
     """While a digest is in flight (its rep row locked, on PostgreSQL), the rep logs a call:
     the foreign key check on that row must not wait for the push service."""
-    zone = _zone_at_midday()
+    zone = zone_at_midday()
     rep, sub = digest_rep(app, push_service, zone=zone)
     client = rep.add_client("Ada Lovelace")
     at = f"{datetime.now(ZoneInfo(zone)) - timedelta(minutes=1):%H:%M}"
