@@ -113,10 +113,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     security.init_app(app)
 
     from . import auth, callbacks, cli, clients, imports, push, today, touches
+    from . import stats as stats_api
 
     push.init_app(app)
     for module in (auth, clients, touches, callbacks, today, push, imports):
         api.register_blueprint(module.blp, url_prefix=API_PREFIX)
+    api.register_blueprint(stats_api.blp, url_prefix=API_PREFIX)
     app.register_blueprint(imports.feed_bp)
     cli.init_app(app)
     from . import pwa

@@ -371,3 +371,123 @@ class CalendarSchema(Schema):
     url = fields.String(metadata={"description": "The feed's private URL (no cookie needed)"})
     created = fields.Boolean(metadata={"description": "Whether this answer made the URL"})
     created_at = Instant(allow_none=True)
+
+
+# GET /stats (issue 6): the rep's habit figures. Dates are the rep's local dates.
+
+
+class ClientRefSchema(Schema):
+    """Enough of a client to show it in a list and call it."""
+
+    id = fields.String()
+    name = fields.String()
+    phone = fields.String(allow_none=True)
+    company = fields.String(allow_none=True)
+    tags = fields.List(fields.String())
+    attempts_since_reached = fields.Integer()
+    last_touch_at = Instant(allow_none=True)
+    last_reached_at = Instant(allow_none=True)
+
+
+class StatsTodaySchema(Schema):
+    calls = fields.Integer(metadata={"description": "Touches logged today (local day)"})
+    reached = fields.Integer(metadata={"description": "Of those, outcome reached"})
+    promises_kept = fields.Integer(
+        metadata={"description": "Callbacks kept today, on or before their due date"}
+    )
+    goal = fields.Integer(metadata={"description": "The rep's daily goal"})
+
+
+class StreakSchema(Schema):
+    days = fields.Integer(
+        metadata={"description": "Days in a row with calls >= goal, ending yesterday (or today)"}
+    )
+    goal = fields.Integer()
+    weekends = fields.Boolean(metadata={"description": "Whether weekends count"})
+    met_today = fields.Boolean()
+
+
+class SlippingSchema(Schema):
+    client = fields.Nested(ClientRefSchema)
+    days_since_reached = fields.Integer(
+        allow_none=True, metadata={"description": "null: never reached"}
+    )
+    days_over = fields.Integer(
+        metadata={"description": "Days past the rhythm (for a never-reached client, since added)"}
+    )
+
+
+class TierCoverageSchema(Schema):
+    tier = fields.String(metadata={"description": "A, B or C"})
+    cadence_days = fields.Integer(metadata={"description": "The rep's rhythm for the tier"})
+    clients = fields.Integer()
+    within = fields.Integer(metadata={"description": "Reached within their rhythm"})
+    share = fields.Float(allow_none=True, metadata={"description": "within / clients"})
+    slipping = fields.List(fields.Nested(SlippingSchema))
+
+
+class CoverageSchema(Schema):
+    tiers = fields.List(fields.Nested(TierCoverageSchema))
+    untiered = fields.Integer(metadata={"description": "Active clients with no tier tag"})
+
+
+class BrokenPromiseSchema(Schema):
+    callback_id = fields.String()
+    client = fields.Nested(ClientRefSchema)
+    due_at = Instant()
+    status = fields.String(metadata={"description": "open or done (kept late)"})
+    done_at = Instant(allow_none=True)
+    days_late = fields.Integer()
+
+
+class PromisesSchema(Schema):
+    window_days = fields.Integer()
+    due = fields.Integer()
+    kept = fields.Integer()
+    share = fields.Float(allow_none=True)
+    broken = fields.List(fields.Nested(BrokenPromiseSchema))
+
+
+class PersistenceSchema(Schema):
+    client = fields.Nested(ClientRefSchema)
+    attempts = fields.Integer(metadata={"description": "Unanswered calls since last reached"})
+
+
+class InactiveSchema(Schema):
+    client = fields.Nested(ClientRefSchema)
+    days_silent = fields.Integer(allow_none=True, metadata={"description": "null: never touched"})
+    opener = fields.String(metadata={"description": "A suggested way to open the call"})
+
+
+class TierSharesSchema(Schema):
+    A = fields.Float(allow_none=True)
+    B = fields.Float(allow_none=True)
+    C = fields.Float(allow_none=True)
+
+
+class WeekSummarySchema(Schema):
+    start = fields.Date(metadata={"description": "Monday"})
+    end = fields.Date(metadata={"description": "Sunday"})
+    calls = fields.Integer()
+    reached = fields.Integer()
+    reach_rate = fields.Float(allow_none=True)
+    promises_due = fields.Integer()
+    promises_kept = fields.Integer()
+    promises_share = fields.Float(allow_none=True)
+    coverage = fields.Nested(TierSharesSchema, metadata={"description": "Current snapshot"})
+
+
+class WeeksSchema(Schema):
+    this = fields.Nested(WeekSummarySchema, metadata={"description": "This week so far"})
+    last = fields.Nested(WeekSummarySchema)
+
+
+class StatsSchema(Schema):
+    date = fields.Date(metadata={"description": "The rep's local today"})
+    today = fields.Nested(StatsTodaySchema)
+    streak = fields.Nested(StreakSchema)
+    coverage = fields.Nested(CoverageSchema)
+    promises = fields.Nested(PromisesSchema)
+    persistence = fields.List(fields.Nested(PersistenceSchema))
+    inactive = fields.List(fields.Nested(InactiveSchema))
+    weeks = fields.Nested(WeeksSchema)

@@ -15,6 +15,7 @@ import base64
 import io
 import re
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -320,6 +321,44 @@ def _today(world) -> None:
     assert a.get("/today").json["done_today"] == 3
 
 
+def _stats_client_ids(body: dict[str, Any]) -> dict[str, set[str]]:
+    """The client ids in each list of a /stats answer."""
+    return {
+        "slipping": {
+            s["client"]["id"] for tier in body["coverage"]["tiers"] for s in tier["slipping"]
+        },
+        "broken": {p["client"]["id"] for p in body["promises"]["broken"]},
+        "persistence": {p["client"]["id"] for p in body["persistence"]},
+        "inactive": {i["client"]["id"] for i in body["inactive"]},
+    }
+
+
+def _stats(world) -> None:
+    a, b = world["a"], world["b"]
+    b_id = world["b_client"]["id"]
+    # B's own broken promise, unanswered run and slipping tier-A client, so that every list of
+    # B's answer has something in it (tests/api/test_stats.py fills A's lists too).
+    for _ in range(3):
+        assert b.touch(b_id, "no_answer").status_code == 201
+    due = (datetime.now(UTC) - timedelta(days=3)).isoformat()
+    past = {"id": str(uuid.uuid4()), "client_id": b_id, "due_at": due}
+    assert b.post("/callbacks", past).status_code == 201
+    assert b.patch(f"/clients/{b_id}", {"tags": ["A"]}).status_code == 200
+    resp = b.get("/stats")
+    assert resp.status_code == 200
+    _assert_no_secrets(resp)
+    for name, ids in _stats_client_ids(resp.json).items():
+        assert ids == {b_id}, name
+    assert resp.json["today"]["calls"] == 3
+    assert resp.json["coverage"]["tiers"][0]["clients"] == 1
+    assert resp.json["coverage"]["untiered"] == 0
+    # A's answer has A's own clients and counts A's three calls only.
+    mine = a.get("/stats").json
+    assert _stats_client_ids(mine)["inactive"] == {world["client"]["id"], world["second"]["id"]}
+    assert mine["today"]["calls"] == 3
+    assert mine["coverage"]["untiered"] == 1
+
+
 A_ENDPOINT = "https://fcm.googleapis.com/fcm/send/a-secret-browser"
 
 
@@ -421,6 +460,7 @@ SCOPED_CALLS = {
     ("GET", "/api/v1/callbacks"): _list_callbacks,
     ("GET", "/api/v1/touches"): _list_touches,
     ("GET", "/api/v1/today"): _today,
+    ("GET", "/api/v1/stats"): _stats,
     ("POST", "/api/v1/push/subscriptions"): _subscribe,
     ("DELETE", "/api/v1/push/subscriptions"): _unsubscribe,
     ("POST", "/api/v1/push/test"): _push_test,
