@@ -58,6 +58,7 @@ from sqlalchemy.orm import Session
 from . import scheduling
 from .models import DISPATCHABLE, callbacks, clients, push_subscriptions, users, utcnow
 from .services.push import Answer, Sender, endpoint_origin, topic
+from .services.stats import week_summary
 from .services.today import today_for
 
 log = logging.getLogger(__name__)
@@ -863,7 +864,8 @@ class Dispatcher:
             items = today_for(session, rep)["items"]
             promised = sum(1 for item in items if item["reason"] == "callback")
             return digest_payload(len(items), promised, [i["client"]["name"] for i in items])
-        raise ValueError(f"no summary called {summary.kind!r}")
+        # Monday morning: the week that just ended (summary.day is this week's Monday).
+        return weekly_payload(week_summary(session, rep.id, summary.day - timedelta(days=7)))
 
     def _send_summaries(
         self, live: list[_Prepared]

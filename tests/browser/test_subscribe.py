@@ -32,7 +32,7 @@ from tests.browser.conftest import wait_until
 from tests.browser.test_push import log_in, worker
 from tests.push.fake_service import FakePushService, Subscriber
 from tests.push.test_summaries import zone_at_midday
-from webapp.dispatch import Dispatcher
+from webapp.dispatch import Dispatcher, weekly_payload
 from webapp.models import push_subscriptions
 
 # The page's stand-in for the push service registration. ``localStorage`` keeps the subscription
@@ -332,6 +332,16 @@ def test_the_morning_digest_shows_and_a_tap_opens_today(
     cdp.deliver_push({**push.payload, "title": "Nothing due today", "body": "Clear."})
     page.wait_for_timeout(300)
     assert [n["title"] for n in cdp.notifications()] == ["Nothing due today"]
+    note = cdp.notifications()[0]
+
+    # Monday's weekly summary sits beside it (its own tag) and leads to the figures.
+    figures = {"calls": 42, "reached": 20, "reach_rate": 0.476, "promises_due": 9}
+    figures |= {"promises_kept": 8, "coverage": {"A": 0.775, "B": None, "C": None}}
+    cdp.deliver_push(weekly_payload(figures))
+    wait_until(page, f"async () => (await ({count})()) === 2")
+    [summary] = [n for n in cdp.notifications() if n["tag"] == "touchbase-weekly"]
+    assert summary["title"] == "Last week: 42 calls, 20 reached"
+    assert summary["data"]["url"] == "/#/stats" and summary["actions"] == []
 
     # A tap, with the app open on another screen, brings it to today's list.
     page.get_by_role("link", name="Settings").click()

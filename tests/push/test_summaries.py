@@ -366,3 +366,77 @@ def test_the_lease_blocks_none_of_the_reps_calls(app, push_service):
         loop.join()
         dispatcher.close()
     assert len(digests(push_service, sub)) == 1
+
+
+def weeklies(service: FakePushService) -> list[Push]:
+    return [p for p in service.received() if p.payload.get("kind") == "weekly"]
+
+
+def test_the_weekly_summary_goes_out_on_monday_once(app, push_service, dispatcher):
+    # 2030-03-04 and 2030-03-11 are Mondays; Chicago springs forward on Sunday 2030-03-10.
+    with time_machine.travel(local(CHICAGO, 2030, 2, 25, 9, 0), tick=True) as clock:
+        rep, sub = digest_rep(app, push_service, at=None)
+        assert rep.patch("/me", {"weekly_push": True}).json["weekly_push"] is True
+        ada, bob = rep.add_client("Ada Lovelace"), rep.add_client("Bob Builder")
+        # Last week: three calls, two reached.
+        for day, client, outcome in (
+            (26, ada, "reached"),
+            (27, bob, "no_answer"),
+            (28, bob, "reached"),
+        ):
+            clock.move_to(local(CHICAGO, 2030, 2, day, 11, 0))
+            assert rep.touch(client["id"], outcome).status_code == 201
+
+        for when in (local(CHICAGO, 2030, 3, 3, 9, 0), local(CHICAGO, 2030, 3, 4, 8, 59)):
+            clock.move_to(when)  # Sunday; Monday before the call time (09:00)
+            assert dispatcher.run_once().weekly == 0
+        clock.move_to(local(CHICAGO, 2030, 3, 4, 9, 0))
+        stats = dispatcher.run_once()
+        assert (stats.weekly, stats.digests) == (1, 0)
+        (push,) = weeklies(push_service)
+        assert push.subscriber == sub.id
+        assert push.payload["title"] == "Last week: 3 calls, 2 reached"
+        assert push.payload["body"].startswith("Reach rate 67%. No promises fell due.")
+        assert (push.payload["url"], push.payload["tag"]) == ("/#/stats", "touchbase-weekly")
+        assert push.headers["topic"] == "touchbase-weekly"
+        assert push.headers["urgency"] == "normal"
+        assert sent_on(app, rep.user["id"], "weekly_sent_on") == date(2030, 3, 4)
+
+        # Once a week: not later that Monday, not from another dispatcher, not on Tuesday.
+        clock.move_to(local(CHICAGO, 2030, 3, 4, 10, 0))
+        assert dispatcher.run_once().weekly == 0
+        other = Dispatcher(app, concurrency=1)
+        assert other.run_once().weekly == 0
+        other.close()
+        clock.move_to(local(CHICAGO, 2030, 3, 5, 9, 0))
+        assert dispatcher.run_once().weekly == 0
+
+        # The next Monday, after the clocks changed: 09:00 on the clock again.
+        clock.move_to(local(CHICAGO, 2030, 3, 11, 8, 59))
+        assert dispatcher.run_once().weekly == 0
+        clock.move_to(local(CHICAGO, 2030, 3, 11, 9, 0))
+        assert dispatcher.run_once().weekly == 1
+        assert weeklies(push_service)[-1].payload["title"] == "Last week: 0 calls, 0 reached"
+        assert sent_on(app, rep.user["id"], "weekly_sent_on") == date(2030, 3, 11)
+    assert len(weeklies(push_service)) == 2
+    assert digests(push_service) == []
+
+
+def test_the_weekly_summary_comes_with_the_digest_and_stays_off_unless_asked(
+    app, push_service, dispatcher
+):
+    with time_machine.travel(local(AUCKLAND, 2030, 3, 4, 6, 0), tick=True) as clock:
+        asked, asked_sub = digest_rep(app, push_service, zone=AUCKLAND, at="06:30")
+        assert asked.patch("/me", {"weekly_push": True}).status_code == 200
+        _not, not_sub = digest_rep(
+            app, push_service, zone=AUCKLAND, at="06:30", email="no@example.com"
+        )
+        clock.move_to(local(AUCKLAND, 2030, 3, 4, 6, 30))  # Monday in Auckland, Sunday in UTC
+        assert datetime.now(UTC).weekday() == 6
+        stats = dispatcher.run_once()
+        assert (stats.digests, stats.weekly) == (2, 1)
+    got = sorted((p.subscriber, p.payload["kind"]) for p in push_service.received())
+    assert got == sorted(
+        [(asked_sub.id, "digest"), (asked_sub.id, "weekly"), (not_sub.id, "digest")]
+    )
+    assert sent_on(app, asked.user["id"], "weekly_sent_on") == date(2030, 3, 4)
