@@ -29,7 +29,7 @@ Outcomes, per callback, from the answers of its rep's devices:
 Devices that answered 404/410 are deleted, matched on the endpoint.
 
 The morning digest and the weekly summary (``send_summaries``) are pushed once per rep per local
-day (per local week) on the same send path; their rules are in the docstring of that section.
+day (per local week) on the same send path; their rules are in the comment above SUMMARY_GRACE.
 """
 
 from __future__ import annotations
@@ -160,6 +160,8 @@ class _Job:
     subscription: dict[str, Any]
     payload: dict[str, Any]
     topic: str
+    urgency: str = "high"
+    ttl: int | None = None  # None: the sender's (reminders)
 
 
 @dataclass
@@ -644,7 +646,9 @@ class Dispatcher:
         blocked = self.blocked.get(origin, 0.0) - time.time()
         if blocked > 0:
             return Answer("retry", None, "rate limited by the push service", blocked)
-        answer = self.sender.send(job.subscription, job.payload, job.topic)
+        answer = self.sender.send(
+            job.subscription, job.payload, job.topic, urgency=job.urgency, ttl=job.ttl
+        )
         if answer.status == 429:
             wait = answer.retry_after if answer.retry_after is not None else backoff(1)
             self.blocked[origin] = max(self.blocked.get(origin, 0.0), time.time() + wait)
@@ -870,34 +874,22 @@ class Dispatcher:
     def _send_summaries(
         self, live: list[_Prepared]
     ) -> list[tuple[_Prepared, dict[str, Any], Answer]]:
-        jobs = [(p, sub) for p in live for sub in p.devices]
-
-        def send(job: tuple[_Prepared, dict[str, Any]]) -> Answer:
-            prepared, sub = job
-            origin = endpoint_origin(sub["endpoint"])
-            blocked = self.blocked.get(origin, 0.0) - time.time()
-            if blocked > 0:
-                return Answer("retry", None, "rate limited by the push service", blocked)
-            stale_in = (prepared.summary.until - utcnow()).total_seconds()
-            answer = self.sender.send(
+        """Send each summary to each of its rep's devices; no lease deadline (see above)."""
+        now = utcnow()
+        pairs = [(p, sub) for p in live for sub in p.devices]
+        jobs = [
+            _Job(
+                "",
                 sub,
-                prepared.payload,
-                _TAGS[prepared.summary.kind],
-                urgency=SUMMARY_URGENCY,
-                ttl=max(int(stale_in), 60),
+                p.payload,
+                _TAGS[p.summary.kind],
+                SUMMARY_URGENCY,
+                max(int((p.summary.until - now).total_seconds()), 60),  # stale then
             )
-            if answer.status == 429:
-                wait = answer.retry_after if answer.retry_after is not None else backoff(1)
-                self.blocked[origin] = max(self.blocked.get(origin, 0.0), time.time() + wait)
-            if answer.kind == "config":
-                log.error("PUSH CONFIGURATION ERROR from %s: %s", origin, answer.detail)
-            return answer
-
-        if self.pool is None or len(jobs) < 2:
-            answers = [send(job) for job in jobs]
-        else:
-            answers = list(self.pool.map(send, jobs))
-        return [(p, sub, a) for (p, sub), a in zip(jobs, answers, strict=True)]
+            for p, sub in pairs
+        ]
+        answers = self._map(self._send, jobs, float("inf"))
+        return [(p, sub, a) for (p, sub), a in zip(pairs, answers, strict=True)]
 
     def _record_summaries(
         self,
