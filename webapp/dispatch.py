@@ -810,11 +810,8 @@ class Dispatcher:
             os.close(fd)
 
     def _summary_batch(self, due: list[_Summary], now: datetime) -> Stats:
-        """Build, claim, send and record one batch of summaries."""
-        prepared = self._prepare(due)
-        if not prepared:
-            return Stats()
-        ids = sorted({p.summary.user_id for p in prepared})
+        """Claim, build, send and record one batch of summaries."""
+        ids = sorted({s.user_id for s in due})
         current = sa.select(users.c.id, users.c.digest_sent_on, users.c.weekly_sent_on).where(
             users.c.id.in_(ids)
         )
@@ -823,12 +820,13 @@ class Dispatcher:
             # another dispatcher holds are skipped, not waited for.
             with self.engine.begin() as conn:
                 rows = conn.execute(current.with_for_update(skip_locked=True, key_share=True))
-                live = _unsent(prepared, rows.all())
+                live = self._prepare(_unsent(due, rows.all()))
                 answers = self._send_summaries(live)
                 return self._record_summaries(conn, live, answers)
         # SQLite: the flock taken in send_summaries is the lease.
         with self.read_engine.connect() as conn:
-            live = _unsent(prepared, conn.execute(current).all())
+            unsent = _unsent(due, conn.execute(current).all())
+        live = self._prepare(unsent)
         answers = self._send_summaries(live)
         with self.engine.begin() as conn:
             return self._record_summaries(conn, live, answers)
@@ -840,6 +838,8 @@ class Dispatcher:
         """
         ids = sorted({s.user_id for s in due})
         out: list[_Prepared] = []
+        if not ids:
+            return out
         with self.read_engine.connect() as conn:
             reps = {
                 row.id: SummaryRep.of(row)
@@ -935,18 +935,18 @@ class Dispatcher:
         return stats
 
 
-def _unsent(prepared: list[_Prepared], rows: Iterable[Any]) -> list[_Prepared]:
-    """The prepared summaries whose rep row (as just read or locked) has not had that day's."""
+def _unsent(due: list[_Summary], rows: Iterable[Any]) -> list[_Summary]:
+    """The summaries whose rep row (as just read or locked) has not had that day's yet."""
     current = {row.id: row for row in rows}
-    live = []
-    for p in prepared:
-        row = current.get(p.summary.user_id)
+    unsent = []
+    for summary in due:
+        row = current.get(summary.user_id)
         if row is None:
             continue  # locked by another dispatcher (PostgreSQL), or the rep is gone
-        sent_on = getattr(row, _SENT_ON[p.summary.kind].name)
-        if sent_on is None or sent_on < p.summary.day:
-            live.append(p)
-    return live
+        sent_on = getattr(row, _SENT_ON[summary.kind].name)
+        if sent_on is None or sent_on < summary.day:
+            unsent.append(summary)
+    return unsent
 
 
 def _flat(results: _Results) -> Iterable[tuple[dict[str, Any], Answer]]:

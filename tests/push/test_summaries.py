@@ -23,9 +23,9 @@ import time_machine
 
 from tests.conftest import register_rep
 from tests.push.conftest import subscribe
-from tests.push.fake_service import FakePushService, Push, Subscriber
+from tests.push.fake_service import FakePushService, Push, Subscriber, seed_digest_reps
 from webapp.dispatch import SUMMARY_GRACE, Dispatcher
-from webapp.models import new_id, push_subscriptions, users
+from webapp.models import push_subscriptions, users
 
 ROOT = Path(__file__).resolve().parents[2]
 CHICAGO = "America/Chicago"
@@ -239,32 +239,6 @@ def test_auckland_far_from_utc_and_across_its_dst_change(app, push_service, disp
         assert dispatcher.run_once().digests == 1
         assert sent_on(app, rep.user["id"]) == date(2030, 9, 29)
     assert len(digests(push_service)) == 3
-
-
-def seed_digest_reps(
-    app: Any, service: FakePushService, count: int, zone: str, at: str
-) -> list[Subscriber]:
-    """``count`` reps with the digest at ``at`` and one browser each, written in one go."""
-    reps, subs, rows = [], [], []
-    for i in range(count):
-        user_id = new_id()
-        reps.append(
-            {
-                "id": user_id,
-                "email": f"digest{i}@example.com",
-                "password_hash": "x",
-                "name": f"Rep {i}",
-                "timezone": zone,
-                "digest_time": at,
-            }
-        )
-        sub = service.subscriber()
-        subs.append(sub)
-        rows.append({"id": new_id(), "user_id": user_id, "endpoint": sub.endpoint, **sub.keys})
-    with app.extensions["sqlalchemy"].engine.begin() as conn:
-        conn.execute(sa.insert(users), reps)
-        conn.execute(sa.insert(push_subscriptions), rows)
-    return subs
 
 
 def test_two_dispatchers_at_once_send_each_digest_once(app, push_service):
