@@ -76,6 +76,8 @@ class Client(Base):
     __table_args__ = (
         sa.Index("ix_clients_user_name", "user_id", "name", "id"),
         sa.Index("ix_clients_user_updated", "user_id", "updated_at", "id"),
+        # The rep's archived clients, which the stats leave out (migration 0006).
+        sa.Index("ix_clients_user_archived", "user_id", "archived_at"),
     )
 
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
@@ -126,7 +128,16 @@ class Callback(Base):
     __tablename__ = "callbacks"
     __table_args__ = (
         sa.CheckConstraint(f"status IN {CALLBACK_STATUSES!r}", name="status"),
-        sa.Index("ix_callbacks_user_status_due", "user_id", "status", "due_at"),
+        # The rep's promises by status and due date; done_at and client_id ride along so that
+        # GET /stats judges a month of promises without reading the table (migration 0006).
+        sa.Index(
+            "ix_callbacks_user_status_due_done",
+            "user_id",
+            "status",
+            "due_at",
+            "done_at",
+            "client_id",
+        ),
         sa.Index("ix_callbacks_client_status", "client_id", "status"),
         sa.Index("ix_callbacks_status_due", "status", "due_at"),
         sa.Index("ix_callbacks_user_updated", "user_id", "updated_at"),

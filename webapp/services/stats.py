@@ -18,13 +18,13 @@ functions, unit-tested with frozen values.
 
 from __future__ import annotations
 
-import heapq
 import itertools
+import json
 import re
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -32,6 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from .. import scheduling
+from ..db import UTCDateTime
 from ..models import callbacks, clients, touches, users, utcnow
 from .accounts import DEFAULT_PROMPTS
 
@@ -144,51 +145,6 @@ def streak(
         day -= timedelta(days=1)
 
 
-@dataclass(frozen=True)
-class Promise:
-    """One non-cancelled callback, with the local days that judge it."""
-
-    id: str
-    client_id: str
-    due_at: datetime
-    status: str
-    done_at: datetime | None
-    due_day: date
-    done_day: date | None
-
-    @property
-    def kept(self) -> bool:
-        """Fulfilled by a call on or before its local due date."""
-        return self.done_day is not None and self.done_day <= self.due_day
-
-    def broken(self, today: date) -> bool:
-        """Its due date has passed and it was not kept (still open, or kept late)."""
-        return self.due_day < today and not self.kept
-
-    def counts(self, today: date) -> bool:
-        """Whether it is judged yet: due before today, or due today and already kept."""
-        return self.due_day < today or (self.due_day == today and self.kept)
-
-    def days_late(self, today: date) -> int:
-        """Days between the due date and the call that kept it (or today, while open)."""
-        end = self.done_day if self.done_day is not None else today
-        return max(0, (end - self.due_day).days)
-
-
-def make_promise(row: Any, tz: ZoneInfo) -> Promise:
-    """A Promise from a callbacks row (id, client_id, due_at, status, done_at)."""
-    done_at = row.done_at if row.status == "done" else None
-    return Promise(
-        id=row.id,
-        client_id=row.client_id,
-        due_at=row.due_at,
-        status=row.status,
-        done_at=done_at,
-        due_day=row.due_at.astimezone(tz).date(),
-        done_day=done_at.astimezone(tz).date() if done_at is not None else None,
-    )
-
-
 # Talking points that already read as an instruction are used as they are.
 _IMPERATIVES = frozenset(
     {
@@ -293,29 +249,151 @@ def opener(
     return " ".join(parts)
 
 
-# --- Reading the rep's rows ------------------------------------------------------------------
+def monday_of(day: date) -> date:
+    """The Monday that starts ``day``'s week (weeks run Monday to Sunday)."""
+    return day - timedelta(days=day.weekday())
 
-_CLIENT_COLUMNS = (
+
+# --- Statements ------------------------------------------------------------------------------
+#
+# The statements are built once per shape, with bound parameters, and kept: building a select
+# with a hundred terms in SQLAlchemy costs more than running it, and a kept statement object
+# also keeps its cache key, so it goes straight to SQLAlchemy's compiled cache. Shapes depend
+# only on sizes that repeat (days in a batch, rhythms per tier), so the store stays small.
+
+_INSTANT = UTCDateTime()
+_STATEMENTS: dict[tuple[Any, ...], Any] = {}
+
+
+def _statement(key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+    stmt = _STATEMENTS.get(key)
+    if stmt is None:
+        stmt = _STATEMENTS[key] = build()
+    return stmt
+
+
+def _p(name: str, type_: Any = None, *, expanding: bool = False) -> sa.BindParameter:
+    return sa.bindparam(name, type_=type_, expanding=expanding)
+
+
+_UID = _p("uid")
+
+
+def _instant(name: str) -> sa.BindParameter:
+    return _p(name, _INSTANT)
+
+
+def _how_many(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
+    """How many rows meet ``condition`` (0, not null, when there are none)."""
+    return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
+
+
+# --- Local days and touch counts -------------------------------------------------------------
+
+
+def day_start(day: date, tz: ZoneInfo) -> datetime:
+    """The first instant of the local ``day`` (after the gap, where midnight is skipped)."""
+    return scheduling.at_local(day, _MIDNIGHT, tz)
+
+
+def day_edges(first: date, last: date, tz: ZoneInfo) -> list[datetime]:
+    """The first instant of each local day ``first``..``last``, then the end of ``last``."""
+    return [day_start(first + timedelta(days=n), tz) for n in range((last - first).days + 2)]
+
+
+Span = tuple[datetime, datetime, str | None]  # [start, end), and one outcome or None for all
+
+
+def _build_counts(outcomes: tuple[str | None, ...]) -> sa.Select:
+    columns = []
+    for n, outcome in enumerate(outcomes):
+        count = (
+            sa.select(sa.func.count())
+            .select_from(touches)
+            .where(
+                touches.c.user_id == _UID,
+                touches.c.happened_at >= _instant(f"s{n}"),
+                touches.c.happened_at < _instant(f"e{n}"),
+            )
+        )
+        if outcome is not None:
+            count = count.where(touches.c.outcome == outcome)
+        columns.append(count.scalar_subquery().label(f"n{n}"))
+    return sa.select(*columns)
+
+
+def count_touches(session: Session, user_id: str, spans: Sequence[Span]) -> list[int]:
+    """The rep's touches in each [start, end) span (of one outcome, or all), in one statement.
+
+    Each span is its own count over the (user_id, happened_at) index, a range scan of that span
+    alone. Grouping by local day in SQL instead would need the zone's rules in the database
+    (SQLite has none); counting between the edges that scheduling computes keeps one definition
+    of a local day, DST included.
+    """
+    if not spans:
+        return []
+    outcomes = tuple(outcome for _start, _end, outcome in spans)
+    params: dict[str, Any] = {"uid": user_id}
+    for n, (start, end, _outcome) in enumerate(spans):
+        params[f"s{n}"] = start
+        params[f"e{n}"] = end
+    stmt = _statement(("counts", outcomes), lambda: _build_counts(outcomes))
+    return list(session.execute(stmt, params).one())
+
+
+class DayCounts:
+    """Calls per local day, read in batches as the streak walks back (a callable for ``streak``).
+
+    Most streaks end inside the first batch; a longer one costs one more statement per batch,
+    and batches double (up to ``4 * STREAK_BATCH`` days), so two years take a handful.
+    """
+
+    def __init__(self, session: Session, user_id: str, tz: ZoneInfo) -> None:
+        self.session = session
+        self.user_id = user_id
+        self.tz = tz
+        self.counts: dict[date, int] = {}
+        self.oldest: date | None = None
+
+    def load(self, first: date, last: date, extra: Sequence[Span] = ()) -> list[int]:
+        """Read the calls of each day ``first``..``last``; return the counts of the ``extra``
+        spans, read in the same statement."""
+        edges = day_edges(first, last, self.tz)
+        spans: list[Span] = [(a, b, None) for a, b in itertools.pairwise(edges)]
+        found = count_touches(self.session, self.user_id, [*spans, *extra])
+        for n, calls in enumerate(found[: len(spans)]):
+            self.counts[first + timedelta(days=n)] = calls
+        self.oldest = first if self.oldest is None else min(self.oldest, first)
+        return found[len(spans) :]
+
+    def __call__(self, day: date) -> int:
+        if self.oldest is None or day < self.oldest:
+            last = self.oldest - timedelta(days=1) if self.oldest is not None else day
+            size = min(max(STREAK_BATCH, len(self.counts)), 4 * STREAK_BATCH)
+            self.load(min(day, last - timedelta(days=size - 1)), last)
+        return self.counts.get(day, 0)
+
+    def total(self, first: date, last: date) -> int:
+        """Calls on the days ``first``..``last``."""
+        return sum(self(first + timedelta(days=n)) for n in range((last - first).days + 1))
+
+
+# --- Clients ---------------------------------------------------------------------------------
+
+# Tags as the JSON text stored: the tier of each distinct text is worked out once, in Python
+# (scheduling's grammar), and the database is then asked about those texts.
+_TAGS_TEXT = sa.cast(clients.c.tags, sa.Text)
+_ACTIVE = (clients.c.user_id == _UID, clients.c.archived_at.is_(None))
+_REF_COLUMNS = (
     clients.c.id,
     clients.c.name,
     clients.c.phone,
     clients.c.company,
     clients.c.tags,
-    clients.c.cadence_days,
-    clients.c.created_at,
     clients.c.attempts_since_reached,
     clients.c.last_touch_at,
     clients.c.last_reached_at,
 )
-
-
-def _active_clients(session: Session, user_id: str) -> list[Any]:
-    """Every active (not archived) client of the rep, with what the figures need."""
-    return session.execute(
-        sa.select(*_CLIENT_COLUMNS).where(
-            clients.c.user_id == user_id, clients.c.archived_at.is_(None)
-        )
-    ).all()
 
 
 def client_ref(row: Any) -> dict[str, Any]:
@@ -332,243 +410,256 @@ def client_ref(row: Any) -> dict[str, Any]:
     }
 
 
-def day_start(day: date, tz: ZoneInfo) -> datetime:
-    """The first instant of the local ``day`` (after the gap, where midnight is skipped)."""
-    return scheduling.at_local(day, _MIDNIGHT, tz)
-
-
-Span = tuple[datetime, datetime, str | None]  # [start, end) and an outcome, or None for all
-
-
-def count_touches(session: Session, user_id: str, spans: Sequence[Span]) -> list[int]:
-    """The rep's touches in each [start, end) span (of one outcome, or all), in one statement.
-
-    Each span is its own count over the (user_id, happened_at) index, a range scan of that span
-    alone. Grouping by local day in SQL instead would need the zone's rules in the database
-    (SQLite has none); counting between the edges that scheduling computes keeps one definition
-    of a local day, DST included.
-    """
-    if not spans:
-        return []
-    columns = []
-    for n, (start, end, outcome) in enumerate(spans):
-        count = (
-            sa.select(sa.func.count())
-            .select_from(touches)
-            .where(
-                touches.c.user_id == user_id,
-                touches.c.happened_at >= start,
-                touches.c.happened_at < end,
-            )
-        )
-        if outcome is not None:
-            count = count.where(touches.c.outcome == outcome)
-        columns.append(count.scalar_subquery().label(f"n{n}"))
-    return list(session.execute(sa.select(*columns)).one())
-
-
-class DayCounts:
-    """Calls per local day, read in batches as the streak walks back (a callable for ``streak``).
-
-    Most streaks end within the first batch; a long one costs one more statement per batch, and
-    batches double in size, so even a two-year streak takes a handful of statements.
-    """
-
-    def __init__(self, session: Session, user_id: str, tz: ZoneInfo) -> None:
-        self.session = session
-        self.user_id = user_id
-        self.tz = tz
-        self.counts: dict[date, int] = {}
-        self.oldest: date | None = None
-
-    def load(self, first: date, last: date, extra: Sequence[Span] = ()) -> list[int]:
-        """Read the calls of each day ``first``..``last``; return the counts of ``extra`` spans,
-        read in the same statement."""
-        days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
-        edges = [day_start(day, self.tz) for day in days]
-        edges.append(day_start(last + timedelta(days=1), self.tz))
-        spans: list[Span] = [(a, b, None) for a, b in itertools.pairwise(edges)]
-        found = count_touches(self.session, self.user_id, [*spans, *extra])
-        self.counts.update(zip(days, found, strict=False))
-        self.oldest = first if self.oldest is None else min(self.oldest, first)
-        return found[len(days) :]
-
-    def __call__(self, day: date) -> int:
-        if self.oldest is None or day < self.oldest:
-            last = self.oldest - timedelta(days=1) if self.oldest is not None else day
-            size = max(STREAK_BATCH, len(self.counts))
-            self.load(min(day, last - timedelta(days=size - 1)), last)
-        return self.counts.get(day, 0)
-
-
-_PROMISE_COLUMNS = (
-    callbacks.c.id,
-    callbacks.c.client_id,
-    callbacks.c.due_at,
-    callbacks.c.status,
-    callbacks.c.done_at,
+_REFS = sa.select(*_REF_COLUMNS).where(
+    clients.c.user_id == _UID, clients.c.id.in_(_p("ids", expanding=True))
 )
 
 
-def _promises(
-    session: Session,
-    settings: Settings,
-    first: date,
-    last: date,
-    active: Mapping[str, Any],
-    *,
-    kept_today: date | None = None,
-) -> list[Promise]:
-    """The non-cancelled callbacks of active clients due on local days ``first``..``last``.
+def _refs(session: Session, user_id: str, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    ids = sorted(set(ids))
+    if not ids:
+        return {}
+    rows = session.execute(_REFS, {"uid": user_id, "ids": ids})
+    return {row.id: client_ref(row) for row in rows}
 
-    With ``kept_today``, also those due later that a call kept on that day (kept early), for
-    today's "promises kept". Both read the (user_id, status, due_at) index.
-    """
-    tz = settings.tz
-    mine = (callbacks.c.user_id == settings.id, callbacks.c.status.in_(("open", "done")))
-    due = sa.select(*_PROMISE_COLUMNS).where(
-        *mine,
-        callbacks.c.due_at >= day_start(first, tz),
-        callbacks.c.due_at < day_start(last + timedelta(days=1), tz),
-    )
-    if kept_today is not None:
-        early = sa.select(*_PROMISE_COLUMNS).where(
-            callbacks.c.user_id == settings.id,
-            callbacks.c.status == "done",
-            callbacks.c.due_at >= day_start(last + timedelta(days=1), tz),
-            callbacks.c.done_at >= day_start(kept_today, tz),
-            callbacks.c.done_at < day_start(kept_today + timedelta(days=1), tz),
+
+def _build_groups() -> sa.Select:
+    """Clients that follow their tier's rhythm, by tag text: how many, and how many of them
+    were reached since the start of tier A's, B's and C's rhythm (``since0``..``since2``)."""
+    return (
+        sa.select(
+            _TAGS_TEXT.label("tags"),
+            sa.func.count().label("n"),
+            *(
+                _how_many(clients.c.last_reached_at >= _instant(f"since{n}"))
+                for n in range(len(TIER_NAMES))
+            ),
         )
-        due = sa.union_all(due, early)
-    return [make_promise(row, tz) for row in session.execute(due) if row.client_id in active]
+        .where(*_ACTIVE, clients.c.cadence_days.is_(None))
+        .group_by(_TAGS_TEXT)
+    )
 
 
-# --- The figures -----------------------------------------------------------------------------
+# Clients with a rhythm of their own (per-client cadence_days): few, so read one by one.
+_OWN_RHYTHM = sa.select(
+    clients.c.id,
+    _TAGS_TEXT.label("tags"),
+    clients.c.cadence_days,
+    clients.c.created_at,
+    clients.c.last_reached_at,
+).where(*_ACTIVE, clients.c.cadence_days.is_not(None))
+
+
+def _build_slipping(tiers: int) -> sa.CompoundSelect | sa.Select:
+    """The ``SLIPPING_LIMIT`` most overdue clients following each tier's rhythm: part ``n``
+    takes the clients whose tags are ``texts{n}``, not reached since ``since{n}``."""
+    parts = []
+    for n in range(tiers):
+        q = (
+            sa.select(clients.c.id, clients.c.created_at, clients.c.last_reached_at)
+            .where(
+                *_ACTIVE,
+                clients.c.cadence_days.is_(None),
+                _TAGS_TEXT.in_(_p(f"texts{n}", expanding=True)),
+                sa.or_(
+                    clients.c.last_reached_at.is_(None),
+                    clients.c.last_reached_at < _instant(f"since{n}"),
+                ),
+            )
+            # Never reached first (the longest known first), then reached longest ago.
+            .order_by(
+                clients.c.last_reached_at.is_not(None),
+                sa.func.coalesce(clients.c.last_reached_at, clients.c.created_at),
+                clients.c.id,
+            )
+            .limit(SLIPPING_LIMIT)
+            .subquery(f"t{n}")
+        )
+        parts.append(
+            sa.select(sa.literal(n).label("k"), q.c.id, q.c.created_at, q.c.last_reached_at)
+        )
+    return sa.union_all(*parts) if len(parts) > 1 else parts[0]
+
+
+# A slipping client, as a tuple that sorts as the list is shown: never reached first, then the
+# most days over, then the longest ago, then by id.
+_Slip = tuple[bool, int, int | None, datetime, str]
+
+
+def _slip(
+    today: date,
+    tz: ZoneInfo,
+    cadence: int,
+    client_id: str,
+    created_at: datetime,
+    reached: datetime | None,
+) -> _Slip:
+    if reached is None:
+        # Never reached: overdue since the rhythm first came round after the client was added.
+        over = max(0, (today - created_at.astimezone(tz).date()).days - cadence)
+        return (False, -over, None, created_at, client_id)
+    days = (today - reached.astimezone(tz).date()).days
+    return (True, -(days - cadence), days, reached, client_id)
 
 
 def coverage(
-    rows: Iterable[Any], tiers: Mapping[str, int], today: date, tz: ZoneInfo
+    session: Session, settings: Settings, today: date, *, slipping: bool = True
 ) -> dict[str, Any]:
     """Per tier: how many active clients were reached within their rhythm, and who is slipping.
 
     A client's rhythm is its own ``cadence_days`` when set, else its tier's. Within means reached
-    on a local day no more than that many days before today (due today is not yet slipping).
+    on a local day at most that many days before today (due today is not slipping yet), i.e. at
+    or after the first instant of local day ``today - rhythm``. Slipping entries carry the
+    client id in ``client``; ``stats_for`` swaps in the client_ref.
+
+    No statement returns a row per client, except for the (few) clients with a rhythm of their
+    own: the others are counted by tag text in SQL, and only each tier's ten most overdue come
+    back. Within one rhythm, the order by last reached is the order by days over, so those ten
+    and the own-rhythm clients hold the tier's first ten.
     """
-    tier_of: dict[tuple[str, ...], str | None] = {}
-    since: dict[int, datetime] = {}  # cadence -> first instant that is still within it
-    found = {name: {"clients": 0, "within": 0, "slipping": []} for name in TIER_NAMES}
+    tz = settings.tz
+    starts: dict[int, datetime] = {}
+
+    def since(cadence: int) -> datetime:
+        if cadence not in starts:
+            starts[cadence] = day_start(today - timedelta(days=cadence), tz)
+        return starts[cadence]
+
+    tier_of: dict[str | None, str | None] = {}
+
+    def tier(text: str | None) -> str | None:
+        if text not in tier_of:
+            tier_of[text] = client_tier(json.loads(text) if text else [], settings.tiers)
+        return tier_of[text]
+
+    counts = dict.fromkeys(TIER_NAMES, 0)
+    within = dict.fromkeys(TIER_NAMES, 0)
+    texts: dict[str, list[str]] = {name: [] for name in TIER_NAMES}
+    found: dict[str, list[_Slip]] = {name: [] for name in TIER_NAMES}
     untiered = 0
-    for row in rows:
-        tags = tuple(row.tags or ())
-        if tags not in tier_of:
-            tier_of[tags] = client_tier(tags, tiers)
-        tier = tier_of[tags]
-        if tier is None:
+
+    params: dict[str, Any] = {"uid": settings.id}
+    for n, name in enumerate(TIER_NAMES):
+        params[f"since{n}"] = since(settings.tiers[name])
+    for text, n, *reached in session.execute(_statement(("groups",), _build_groups), params):
+        name = tier(text)
+        if name is None:
+            untiered += n
+            continue
+        counts[name] += n
+        within[name] += reached[TIER_NAMES.index(name)]
+        texts[name].append(text)
+
+    for row in session.execute(_OWN_RHYTHM, {"uid": settings.id}):
+        name = tier(row.tags)
+        if name is None:
             untiered += 1
             continue
-        cadence = row.cadence_days if row.cadence_days is not None else tiers[tier]
-        entry = found[tier]
-        entry["clients"] += 1
-        if cadence not in since:
-            since[cadence] = day_start(today - timedelta(days=cadence), tz)
-        reached = row.last_reached_at
-        if reached is not None and reached >= since[cadence]:
-            entry["within"] += 1
-            continue
-        if reached is None:
-            days_since = None
-            anchor = (today - row.created_at.astimezone(tz).date()).days
-        else:
-            days_since = anchor = (today - reached.astimezone(tz).date()).days
-        entry["slipping"].append((row, days_since, max(0, anchor - cadence)))
-    result = []
+        counts[name] += 1
+        if row.last_reached_at is not None and row.last_reached_at >= since(row.cadence_days):
+            within[name] += 1
+        elif slipping:
+            found[name].append(
+                _slip(today, tz, row.cadence_days, row.id, row.created_at, row.last_reached_at)
+            )
+
+    present = [name for name in TIER_NAMES if texts[name]]
+    if slipping and present:
+        params = {"uid": settings.id}
+        for n, name in enumerate(present):
+            params[f"texts{n}"] = texts[name]
+            params[f"since{n}"] = since(settings.tiers[name])
+        stmt = _statement(("slipping", len(present)), lambda: _build_slipping(len(present)))
+        for k, client_id, created_at, reached in session.execute(stmt, params):
+            name = present[k]
+            found[name].append(
+                _slip(today, tz, settings.tiers[name], client_id, created_at, reached)
+            )
+
+    tiers = []
     for name in TIER_NAMES:
-        entry = found[name]
-        # Never reached first, then the most overdue; ties by name.
-        entry["slipping"].sort(
-            key=lambda s: (s[1] is not None, -s[2], (s[0].name or "").casefold(), s[0].id)
-        )
-        result.append(
+        entries = sorted(found[name])[:SLIPPING_LIMIT]
+        tiers.append(
             {
                 "tier": name,
-                "cadence_days": tiers[name],
-                "clients": entry["clients"],
-                "within": entry["within"],
-                "share": share(entry["within"], entry["clients"]),
+                "cadence_days": settings.tiers[name],
+                "clients": counts[name],
+                "within": within[name],
+                "share": share(within[name], counts[name]),
                 "slipping": [
-                    {"client": client_ref(row), "days_since_reached": days, "days_over": over}
-                    for row, days, over in entry["slipping"][:SLIPPING_LIMIT]
+                    {"client": client_id, "days_since_reached": days, "days_over": -minus_over}
+                    for _reached, minus_over, days, _at, client_id in entries
                 ],
             }
         )
-    return {"tiers": result, "untiered": untiered}
+    return {"tiers": tiers, "untiered": untiered}
 
 
-def persistence(rows: Iterable[Any]) -> list[dict[str, Any]]:
-    """Clients with ``PERSISTENCE_MIN`` or more unanswered calls since last reached.
+_PERSISTENCE = (
+    sa.select(*_REF_COLUMNS)
+    .where(*_ACTIVE, clients.c.attempts_since_reached >= PERSISTENCE_MIN)
+    .order_by(clients.c.attempts_since_reached.desc(), clients.c.last_touch_at, clients.c.id)
+    .limit(PERSISTENCE_LIMIT)
+)
+
+
+def persistence(session: Session, user_id: str) -> list[dict[str, Any]]:
+    """Clients with ``PERSISTENCE_MIN`` or more unanswered calls since they were last reached.
 
     Most attempts first; among equals, the one tried least recently first (it is next to try).
     """
-    listed = [row for row in rows if row.attempts_since_reached >= PERSISTENCE_MIN]
-    listed.sort(key=lambda r: (-r.attempts_since_reached, r.last_touch_at or _EPOCH, r.id))
-    return [
-        {"client": client_ref(row), "attempts": row.attempts_since_reached}
-        for row in listed[:PERSISTENCE_LIMIT]
-    ]
+    rows = session.execute(_PERSISTENCE, {"uid": user_id})
+    return [{"client": client_ref(row), "attempts": row.attempts_since_reached} for row in rows]
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _silence_key(row: Any) -> tuple[int, datetime, str]:
-    # Never touched first (the longest-known first), then the oldest last touch.
-    if row.last_touch_at is None:
-        return (0, row.created_at, row.id)
-    return (1, row.last_touch_at, row.id)
-
-
-def inactive(
-    session: Session, rows: Iterable[Any], settings: Settings, today: date
-) -> list[dict[str, Any]]:
-    """The clients silent the longest, each with an opener from what is known about them."""
-    quiet = heapq.nsmallest(INACTIVE_LIMIT, rows, key=_silence_key)
-    if not quiet:
-        return []
-    last_note = (
-        sa.select(touches.c.note)
-        .where(
-            touches.c.client_id == clients.c.id,
-            touches.c.note.is_not(None),
-            touches.c.note != "",
+def _build_inactive() -> sa.Select:
+    quiet = (
+        sa.select(*_REF_COLUMNS, clients.c.talking_points, clients.c.created_at)
+        .where(*_ACTIVE)
+        .order_by(
+            clients.c.last_touch_at.is_not(None),
+            sa.func.coalesce(clients.c.last_touch_at, clients.c.created_at),
+            clients.c.id,
         )
+        .limit(INACTIVE_LIMIT)
+        .subquery()
+    )
+    # The latest note, looked up only for those ten (index: client_id, happened_at).
+    note = (
+        sa.select(touches.c.note)
+        .where(touches.c.client_id == quiet.c.id, touches.c.note.is_not(None), touches.c.note != "")
         .order_by(touches.c.happened_at.desc())
         .limit(1)
         .scalar_subquery()
     )
-    known = {
-        row.id: row
-        for row in session.execute(
-            sa.select(clients.c.id, clients.c.talking_points, last_note.label("note")).where(
-                clients.c.user_id == settings.id, clients.c.id.in_([r.id for r in quiet])
-            )
-        )
-    }
+    return sa.select(*quiet.c, note.label("note")).order_by(
+        quiet.c.last_touch_at.is_not(None),
+        sa.func.coalesce(quiet.c.last_touch_at, quiet.c.created_at),
+        quiet.c.id,
+    )
+
+
+_INACTIVE = _build_inactive()
+
+
+def inactive(session: Session, settings: Settings, today: date) -> list[dict[str, Any]]:
+    """The clients silent the longest (never touched first, the longest-known of them first),
+    each with an opener from its latest call note, talking points and company."""
     result = []
-    for row in quiet:
+    for row in session.execute(_INACTIVE, {"uid": settings.id}):
         days = (
             None
             if row.last_touch_at is None
             else (today - row.last_touch_at.astimezone(settings.tz).date()).days
         )
-        extra = known.get(row.id)
         result.append(
             {
                 "client": client_ref(row),
                 "days_silent": days,
                 "opener": opener(
                     days_silent=days,
-                    last_note=extra.note if extra else None,
-                    talking_points=extra.talking_points if extra else None,
+                    last_note=row.note,
+                    talking_points=row.talking_points,
                     company=row.company,
                     prompts=settings.prompts,
                     key=row.id,
@@ -578,73 +669,209 @@ def inactive(
     return result
 
 
-def promises_figure(promises: Iterable[Promise], today: date) -> dict[str, Any]:
-    """Kept share over the last ``WINDOW_DAYS`` days, and the broken promises to put right."""
-    first = today - timedelta(days=WINDOW_DAYS)
-    judged = [p for p in promises if first <= p.due_day <= today and p.counts(today)]
-    kept = sum(1 for p in judged if p.kept)
-    broken = [p for p in judged if p.broken(today)]
-    # Still open first (they can still be put right with a call), then the most recent.
-    broken.sort(key=lambda p: p.id)
-    broken.sort(key=lambda p: p.due_at, reverse=True)
-    broken.sort(key=lambda p: p.status != "open")
-    return {
-        "window_days": WINDOW_DAYS,
-        "due": len(judged),
-        "kept": kept,
-        "share": share(kept, len(judged)),
-        "broken": broken[:BROKEN_LIMIT],
-    }
+# --- Promises --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PromiseCounts:
+    """Promises judged in a range of local days: how many were due, how many were kept."""
+
+    due: int
+    kept: int
+
+
+_PROMISE_COLUMNS = (
+    callbacks.c.id,
+    callbacks.c.client_id,
+    callbacks.c.due_at,
+    callbacks.c.status,
+    callbacks.c.done_at,
+)
+_ARCHIVED = sa.select(clients.c.id).where(
+    clients.c.user_id == _UID, clients.c.archived_at.is_not(None)
+)
+_MINE = (
+    callbacks.c.user_id == _UID,
+    callbacks.c.status.in_(("open", "done")),
+    callbacks.c.client_id.not_in(_ARCHIVED),
+)
+
+
+def _bucket(
+    column: sa.ColumnElement, edges: Sequence[Any], lo: int, hi: int, leaf: Callable[[int], Any]
+) -> Any:
+    """``leaf(i)`` for the ``i`` in [lo, hi] with ``edges[i] <= column < edges[i + 1]`` (``-1``:
+    before ``edges[0]``), as nested CASEs that halve the range: about 6 comparisons a row for
+    a month of days, where a flat CASE would make up to 40."""
+    if lo == hi:
+        return leaf(lo)
+    mid = (lo + hi + 1) // 2
+    return sa.case(
+        (column < edges[mid], _bucket(column, edges, lo, mid - 1, leaf)),
+        else_=_bucket(column, edges, mid, hi, leaf),
+    )
+
+
+def _build_promises(days: int) -> tuple[sa.Select, sa.CompoundSelect]:
+    """The statements for ``days`` local days, edges ``e0``..``e{days}`` (e{days-1}: today)."""
+    edges = [_instant(f"e{n}") for n in range(days + 1)]
+    today, tomorrow = edges[-2], edges[-1]
+    due, done = callbacks.c.due_at, callbacks.c.done_at
+
+    def index(n: int) -> sa.BindParameter:
+        return sa.literal(n)
+
+    grouped = (
+        sa.select(
+            # The due day's number (0: the first day); the done day's (-1: before the first
+            # day, ``days``: after today, null: not done).
+            _bucket(due, edges, 0, days - 1, index).label("due_day"),
+            sa.case((done.is_(None), sa.null()), else_=_bucket(done, edges, -1, days, index)).label(
+                "done_day"
+            ),
+            callbacks.c.status,
+            sa.func.count(),
+        )
+        .where(*_MINE, due >= edges[0], due < tomorrow)
+        .group_by("due_day", "done_day", callbacks.c.status)
+    )
+
+    # The broken ones, newest first: those still open, and those kept late (done at or after the
+    # end of the due day). Each part reads the index in due order and stops at the limit.
+    def newest(*where: sa.ColumnElement[bool]) -> sa.Subquery:
+        return (
+            sa.select(*_PROMISE_COLUMNS)
+            .where(*_MINE, due >= _instant("broken_since"), due < today, *where)
+            .order_by(due.desc(), callbacks.c.id)
+            .limit(BROKEN_LIMIT)
+            .subquery()
+        )
+
+    due_day_end = _bucket(due, edges, 0, days - 1, lambda n: edges[n + 1])
+    still_open = newest(callbacks.c.status == "open")
+    late = newest(callbacks.c.status == "done", done >= due_day_end)
+    broken = sa.union_all(sa.select(*still_open.c), sa.select(*late.c))
+    return grouped, broken
+
+
+# Kept today: done today, and due today or later (a call before the due day keeps it early).
+_KEPT_TODAY = sa.select(sa.func.count()).where(
+    callbacks.c.user_id == _UID,
+    callbacks.c.status == "done",
+    callbacks.c.client_id.not_in(_ARCHIVED),
+    callbacks.c.due_at >= _instant("today"),
+    callbacks.c.done_at >= _instant("today"),
+    callbacks.c.done_at < _instant("tomorrow"),
+)
+
+
+def promises(
+    session: Session,
+    settings: Settings,
+    today: date,
+    ranges: Mapping[str, tuple[date, date]],
+    *,
+    broken_since: date | None = None,
+) -> tuple[dict[str, PromiseCounts], list[dict[str, Any]], int]:
+    """Judge the rep's promises (non-cancelled callbacks of active clients).
+
+    A promise is kept when a call fulfilled it on or before its local due date; broken when that
+    date has passed without that (still open, or kept late). It is judged (counted as due) once
+    its date has passed, or on its day once kept; today's open ones are not broken yet.
+
+    Returns, per named range of local days [first, last], the due and kept counts; the broken
+    promises due from ``broken_since`` (still open first, then most recent; ``client`` is the
+    client id); and how many were kept today (done today, on or before their due date).
+
+    No zone rules are needed in SQL: the local day of an instant is found by comparing it with
+    the day edges scheduling computes (a CASE over the few dozen days in question). The
+    database groups the promises by (due day, done day, status), so a busy rep's thousand
+    promises come back as a few dozen rows.
+    """
+    tz = settings.tz
+    firsts = [first for first, _last in ranges.values()]
+    first = min([*firsts, today] + ([broken_since] if broken_since is not None else []))
+    edges = day_edges(first, today, tz)
+    days = len(edges) - 1
+    grouped, broken_stmt = _statement(("promises", days), lambda: _build_promises(days))
+    params: dict[str, Any] = {"uid": settings.id}
+    params.update({f"e{n}": edge for n, edge in enumerate(edges)})
+
+    due = dict.fromkeys(ranges, 0)
+    kept = dict.fromkeys(ranges, 0)
+    for due_n, done_n, status, n in session.execute(grouped, params):
+        due_day = first + timedelta(days=due_n)
+        is_kept = status == "done" and done_n is not None and done_n <= due_n
+        if due_day == today and not is_kept:
+            continue  # not judged yet
+        for name, (first_day, last_day) in ranges.items():
+            if first_day <= due_day <= last_day:
+                due[name] += n
+                kept[name] += n if is_kept else 0
+    counts = {name: PromiseCounts(due=due[name], kept=kept[name]) for name in ranges}
+
+    kept_today = session.execute(
+        _KEPT_TODAY, {"uid": settings.id, "today": edges[-2], "tomorrow": edges[-1]}
+    ).scalar_one()
+
+    broken: list[dict[str, Any]] = []
+    if broken_since is not None:
+        since = day_start(broken_since, tz)
+        rows = sorted(
+            session.execute(broken_stmt, {**params, "broken_since": since}),
+            key=lambda row: (row.status != "open", -row.due_at.timestamp(), row.id),
+        )
+        for row in rows[:BROKEN_LIMIT]:
+            done_at = row.done_at if row.status == "done" else None
+            end = done_at.astimezone(tz).date() if done_at is not None else today
+            broken.append(
+                {
+                    "callback_id": row.id,
+                    "client": row.client_id,
+                    "due_at": row.due_at,
+                    "status": row.status,
+                    "done_at": done_at,
+                    "days_late": max(0, (end - row.due_at.astimezone(tz).date()).days),
+                }
+            )
+    return counts, broken, kept_today
+
+
+# --- The answers -----------------------------------------------------------------------------
 
 
 def _week(
-    start: date,
-    today: date,
-    calls: int,
-    reached: int,
-    promises: Iterable[Promise],
-    coverage_shares: dict[str, float | None],
+    start: date, calls: int, reached: int, kept: PromiseCounts, shares: dict[str, float | None]
 ) -> dict[str, Any]:
-    """The ``week_summary`` shape for the week starting on Monday ``start``."""
-    end = start + timedelta(days=6)
-    judged = [p for p in promises if start <= p.due_day <= end and p.counts(today)]
-    kept = sum(1 for p in judged if p.kept)
+    """The contract's ``week_summary`` for the week starting on Monday ``start``."""
     return {
         "start": start,
-        "end": end,
+        "end": start + timedelta(days=6),
         "calls": calls,
         "reached": reached,
         "reach_rate": share(reached, calls),
-        "promises_due": len(judged),
-        "promises_kept": kept,
-        "promises_share": share(kept, len(judged)),
-        "coverage": dict(coverage_shares),
+        "promises_due": kept.due,
+        "promises_kept": kept.kept,
+        "promises_share": share(kept.kept, kept.due),
+        "coverage": dict(shares),
     }
 
 
-def _coverage_shares(cover: dict[str, Any]) -> dict[str, float | None]:
+def _shares(cover: dict[str, Any]) -> dict[str, float | None]:
     return {entry["tier"]: entry["share"] for entry in cover["tiers"]}
-
-
-def monday_of(day: date) -> date:
-    """The Monday that starts ``day``'s week."""
-    return day - timedelta(days=day.weekday())
 
 
 def stats_for(session: Session, user: Any, now: datetime | None = None) -> dict[str, Any]:
     """``GET /stats`` for ``user`` (the request's CurrentUser) at ``now`` (default: the clock)."""
     settings = settings_of(user)
     tz = settings.tz
-    now = now or utcnow()
-    today = scheduling.local_today(now, tz)
+    today = scheduling.local_today(now or utcnow(), tz)
     this_monday = monday_of(today)
     last_monday = this_monday - timedelta(days=7)
+    last_sunday = this_monday - timedelta(days=1)
     tomorrow = day_start(today + timedelta(days=1), tz)
 
-    rows = _active_clients(session, settings.id)
-    active = {row.id: row for row in rows}
-
-    # One statement: the calls of each of the last STREAK_BATCH days, and reached counts for
+    # One statement: the calls of each of the last STREAK_BATCH days, and the reached calls of
     # today, this week and last week.
     days = DayCounts(session, settings.id, tz)
     reached_today, reached_this, reached_last = days.load(
@@ -656,36 +883,30 @@ def stats_for(session: Session, user: Any, now: datetime | None = None) -> dict[
             (day_start(last_monday, tz), day_start(this_monday, tz), "reached"),
         ],
     )
-
-    def calls_between(first: date, last: date) -> int:
-        return sum(days(first + timedelta(days=n)) for n in range((last - first).days + 1))
-
     streak_days, met_today = streak(days, today, settings.daily_goal, settings.streak_weekends)
 
-    promises = _promises(
+    window_start = today - timedelta(days=WINDOW_DAYS)
+    judged, broken, kept_today = promises(
         session,
         settings,
-        min(today - timedelta(days=WINDOW_DAYS), last_monday),
         today,
-        active,
-        kept_today=today,
-    )
-    kept_today = sum(1 for p in promises if p.done_day == today and p.kept)
-    figure = promises_figure(promises, today)
-    figure["broken"] = [
         {
-            "callback_id": p.id,
-            "client": client_ref(active[p.client_id]),
-            "due_at": p.due_at,
-            "status": p.status,
-            "done_at": p.done_at,
-            "days_late": p.days_late(today),
-        }
-        for p in figure["broken"]
-    ]
+            "window": (window_start, today),
+            "this": (this_monday, today),
+            "last": (last_monday, last_sunday),
+        },
+        broken_since=window_start,
+    )
+    cover = coverage(session, settings, today)
 
-    cover = coverage(rows, settings.tiers, today, tz)
-    shares = _coverage_shares(cover)
+    # The lists carry client ids so far: one read fetches the client_refs they need.
+    slipping = [entry for tier in cover["tiers"] for entry in tier["slipping"]]
+    refs = _refs(session, settings.id, [e["client"] for e in (*slipping, *broken)])
+    for entry in (*slipping, *broken):
+        entry["client"] = refs[entry["client"]]
+
+    shares = _shares(cover)
+    window = judged["window"]
     return {
         "date": today,
         "today": {
@@ -701,24 +922,24 @@ def stats_for(session: Session, user: Any, now: datetime | None = None) -> dict[
             "met_today": met_today,
         },
         "coverage": cover,
-        "promises": figure,
-        "persistence": persistence(rows),
-        "inactive": inactive(session, rows, settings, today),
+        "promises": {
+            "window_days": WINDOW_DAYS,
+            "due": window.due,
+            "kept": window.kept,
+            "share": share(window.kept, window.due),
+            "broken": broken,
+        },
+        "persistence": persistence(session, settings.id),
+        "inactive": inactive(session, settings, today),
         "weeks": {
             "this": _week(
-                this_monday,
-                today,
-                calls_between(this_monday, today),
-                reached_this,
-                promises,
-                shares,
+                this_monday, days.total(this_monday, today), reached_this, judged["this"], shares
             ),
             "last": _week(
                 last_monday,
-                today,
-                calls_between(last_monday, this_monday - timedelta(days=1)),
+                days.total(last_monday, last_sunday),
                 reached_last,
-                promises,
+                judged["last"],
                 shares,
             ),
         },
@@ -731,22 +952,21 @@ def week_summary(
     """The ``week_summary`` of the rep's week starting on Monday ``week_start``.
 
     For the Monday push (the dispatcher passes last week's Monday) and anything else that needs
-    one week without the rest of the stats. Calls and promises are those of that week up to
-    today (a week in the future is empty); coverage is the current snapshot. Raises ValueError
-    when ``week_start`` is not a Monday and LookupError when the rep does not exist.
+    one week without the rest of the stats; it gives the same figures as ``GET /stats`` does
+    for that week. Calls and promises count up to today (a week still to come is all zeros);
+    coverage is the current snapshot. Raises ValueError when ``week_start`` is not a Monday and
+    LookupError when there is no such rep.
     """
     if week_start.weekday() != 0:
         raise ValueError(f"week_start must be a Monday, got {week_start} ({week_start:%A})")
     settings = load_settings(session, user_id)
     tz = settings.tz
     today = scheduling.local_today(now or utcnow(), tz)
+    shares = _shares(coverage(session, settings, today, slipping=False))
     last = min(week_start + timedelta(days=6), today)
-    rows = _active_clients(session, user_id)
-    shares = _coverage_shares(coverage(rows, settings.tiers, today, tz))
     if last < week_start:
-        return _week(week_start, today, 0, 0, [], shares)
+        return _week(week_start, 0, 0, PromiseCounts(0, 0), shares)
     span = (day_start(week_start, tz), day_start(last + timedelta(days=1), tz))
     calls, reached = count_touches(session, user_id, [(*span, None), (*span, "reached")])
-    active = {row.id: row for row in rows}
-    promises = _promises(session, settings, week_start, last, active)
-    return _week(week_start, today, calls, reached, promises, shares)
+    judged, _broken, _kept_today = promises(session, settings, today, {"week": (week_start, last)})
+    return _week(week_start, calls, reached, judged["week"], shares)
