@@ -14,6 +14,9 @@
    process start-up is left out. Goal: at least 1.6x.
 3. Due-to-sent latency: callbacks falling due over a few seconds while a dispatcher loop runs
    (interval 1 s); p50 and p99 of (push received - due_at).
+4. Morning digests: reps whose digest is due now (20 clients each), one pass of
+   ``send_summaries`` (today's list of each rep, the lease, the send, the "sent" date), against
+   the same bare loop: what a digest costs beyond its push.
 
 The fake push service (tests/push/fake_service.py) runs in this process and decrypts and checks
 every push, as in the tests; its CPU cost is part of every figure, baseline included.
@@ -41,7 +44,11 @@ import sqlalchemy as sa  # noqa: E402
 from py_vapid import Vapid  # noqa: E402
 from pywebpush import webpush  # noqa: E402
 
-from tests.push.fake_service import FakePushService, seed_due_callbacks  # noqa: E402
+from tests.push.fake_service import (  # noqa: E402
+    FakePushService,
+    seed_digest_reps,
+    seed_due_callbacks,
+)
 from webapp import create_app  # noqa: E402
 from webapp.db import Base  # noqa: E402
 from webapp.dispatch import Dispatcher  # noqa: E402
@@ -123,6 +130,20 @@ def dispatcher_rate(app, service, count: int, concurrency: int) -> float:
     return count / elapsed
 
 
+def digest_rate(app, service, reps: int, concurrency: int) -> float:
+    """Reps' digests per second in one pass, all due now (UTC reps, digest a minute ago)."""
+    empty(app)
+    at = f"{utcnow() - timedelta(minutes=1):%H:%M}"
+    seed_digest_reps(app, service, reps, "UTC", at, clients=20)
+    dispatcher = Dispatcher(app, concurrency=concurrency)
+    start = time.perf_counter()
+    stats = dispatcher.send_summaries()
+    elapsed = time.perf_counter() - start
+    dispatcher.close()
+    assert stats.digests == reps, stats
+    return reps / elapsed
+
+
 def processes_rate(app, service, env, count: int, procs: int, concurrency: int) -> float:
     seed(app, service, count)
     before = len(service.pushes)
@@ -181,6 +202,19 @@ def main() -> None:
             print(f"bare pywebpush loop:          {base:7.0f} pushes/s")
             print(f"dispatcher, one at a time:    {one:7.0f} pushes/s   ratio {one / base:.2f}")
             print(f"dispatcher, 8 in flight:      {many:7.0f} pushes/s   ratio {many / base:.2f}")
+            if utcnow().hour == 0 and utcnow().minute < 2:
+                time.sleep(120)  # the digests below are "a minute ago", on today's clock
+            reps = max(args.pushes // 5, 10)
+            digest_one = digest_rate(app, service, reps, concurrency=1)
+            digest_many = digest_rate(app, service, reps, concurrency=8)
+            print(
+                f"digests ({reps} reps), one at a time: {digest_one:5.0f} reps/s   "
+                f"ratio {digest_one / base:.2f}"
+            )
+            print(
+                f"digests ({reps} reps), 8 in flight:   {digest_many:5.0f} reps/s   "
+                f"ratio {digest_many / base:.2f}"
+            )
 
             if backend == "postgresql":
                 env = {

@@ -326,3 +326,57 @@ def test_plain_tap_opens_the_clients_card(page, live_server, rep):
     }
     expect(page.locator(".card-name")).to_have_text("Dana Doe")
     assert page.evaluate("location.hash") == f"#/clients/{dana['id']}"
+
+
+def test_digest_and_weekly_switches_save_like_other_settings(page, context, live_server, rep):
+    log_in(page, rep)
+    page.get_by_role("link", name="Settings").click()
+    digest = page.get_by_role("switch", name="Morning digest")
+    weekly = page.get_by_role("switch", name="Weekly summary on Mondays")
+    at = page.get_by_label("Digest time")
+    status = page.locator("#summary-status")
+    expect(digest).not_to_be_checked()
+    expect(weekly).not_to_be_checked()
+    expect(at).to_be_hidden()
+
+    digest.click()
+    expect(status).to_have_text("Morning digest at 08:00: saved.")
+    expect(at).to_have_value("08:00")
+    assert rep.me()["digest_time"] == "08:00"
+    at.fill("07:15")
+    expect(status).to_have_text("Morning digest at 07:15: saved.")
+    assert rep.me()["digest_time"] == "07:15"
+
+    # Offline: kept on the phone, and it says so; sent once the phone is back online.
+    context.set_offline(True)
+    page.route("**/api/**", lambda route: route.abort())
+    weekly.click()
+    expect(status).to_have_text(
+        "Weekly summary on: saved on this phone; it reaches the server when you are back online."
+    )
+    expect(page.locator("#sync-status")).to_have_text("1 change waiting to sync")
+    assert rep.me()["weekly_push"] is False
+    # The form's own "Save settings", offline too, keeps them on the phone: it saves its fields
+    # over the phone's current settings, not over a copy from before the switches changed.
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.locator("#sync-status")).to_have_text("2 changes waiting to sync")
+    page.get_by_role("link", name="Today").click()
+    page.get_by_role("link", name="Settings").click()
+    expect(page.get_by_role("switch", name="Morning digest")).to_be_checked()
+    expect(page.get_by_role("switch", name="Weekly summary on Mondays")).to_be_checked()
+    page.unroute("**/api/**")
+    context.set_offline(False)
+    expect(page.locator("#sync-status")).to_have_text("All saved", timeout=20_000)
+    assert rep.me()["weekly_push"] is True
+
+    page.reload()
+    page.get_by_role("link", name="Settings").click()
+    expect(page.get_by_role("switch", name="Morning digest")).to_be_checked()
+    expect(page.get_by_label("Digest time")).to_have_value("07:15")
+    expect(page.get_by_role("switch", name="Weekly summary on Mondays")).to_be_checked()
+    assert (rep.me()["digest_time"], rep.me()["weekly_push"]) == ("07:15", True)
+
+    page.get_by_role("switch", name="Morning digest").click()
+    expect(page.locator("#summary-status")).to_have_text("Morning digest off: saved.")
+    expect(page.get_by_label("Digest time")).to_be_hidden()
+    assert rep.me()["digest_time"] is None

@@ -85,6 +85,9 @@ class FakePushService:
         self.vapid_public_key = vapid_public_key
         self.delay = delay
         self.pushes: list[Push] = []
+        # Subscriber ids, as each request arrives (before ``delay``): a push in flight shows here
+        # first, in ``pushes`` once answered.
+        self.arrivals: list[str] = []
         self.errors: list[str] = []
         self.subscribers: dict[str, Subscriber] = {}
         # Per subscriber: statuses to answer next (then 201), each with optional headers.
@@ -195,6 +198,8 @@ class FakePushService:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 sid = self.path.rsplit("/", 1)[-1]
                 headers = {k.lower(): v for k, v in self.headers.items()}
+                with service.lock:
+                    service.arrivals.append(sid)
                 if service.delay:
                     time.sleep(service.delay)
                 with service.lock:
@@ -285,3 +290,41 @@ def seed_due_callbacks(
         conn.execute(sa.insert(push_subscriptions), sub_rows)
         conn.execute(sa.insert(callbacks), rows)
     return rows, subs
+
+
+def seed_digest_reps(
+    app: Any, service: FakePushService, count: int, zone: str, at: str, *, clients: int = 0
+) -> list[Subscriber]:
+    """``count`` reps in ``zone`` with the morning digest at ``at``, one browser each, and
+    ``clients`` never-called clients each (so today's list has something to count)."""
+    import sqlalchemy as sa
+
+    from webapp.models import clients as clients_table
+    from webapp.models import new_id, push_subscriptions, users
+
+    reps, subs, rows, people = [], [], [], []
+    for i in range(count):
+        user_id = new_id()
+        reps.append(
+            {
+                "id": user_id,
+                "email": f"digest{i}@example.com",
+                "password_hash": "x",
+                "name": f"Rep {i}",
+                "timezone": zone,
+                "digest_time": at,
+            }
+        )
+        sub = service.subscriber()
+        subs.append(sub)
+        rows.append({"id": new_id(), "user_id": user_id, "endpoint": sub.endpoint, **sub.keys})
+        people += [
+            {"id": new_id(), "user_id": user_id, "name": f"Client {i}.{n}", "tags": []}
+            for n in range(clients)
+        ]
+    with app.extensions["sqlalchemy"].engine.begin() as conn:
+        conn.execute(sa.insert(users), reps)
+        conn.execute(sa.insert(push_subscriptions), rows)
+        if people:
+            conn.execute(sa.insert(clients_table), people)
+    return subs

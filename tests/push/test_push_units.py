@@ -12,7 +12,15 @@ import pytest
 import time_machine
 
 from tests.push.fake_service import FakePushService, unb64url
-from webapp.dispatch import backoff, quiet_until
+from webapp.dispatch import (
+    SUMMARY_GRACE,
+    _monday_somewhere,
+    backoff,
+    digest_payload,
+    quiet_until,
+    summary_window,
+    weekly_payload,
+)
 from webapp.services.push import (
     VAPID_RENEW_BEFORE,
     VAPID_VALIDITY,
@@ -148,3 +156,102 @@ def test_the_fake_service_refuses_a_bad_token():
             service.check_vapid("vapid t=a.b.c,k=AAAA")
         with pytest.raises(ValueError):
             service.check_vapid("WebPush abc")
+
+
+def test_summary_window_from_the_time_for_three_hours_once_a_day():
+    zone = "America/Chicago"
+    tz = ZoneInfo(zone)
+    day = datetime(2030, 3, 5).date()
+    assert summary_window(_utc(zone, 2030, 3, 5, 6, 59), tz, "07:00", None) is None
+    opened = summary_window(_utc(zone, 2030, 3, 5, 7, 0), tz, "07:00", None)
+    assert opened == (day, _utc(zone, 2030, 3, 5, 7, 0) + SUMMARY_GRACE)
+    assert summary_window(_utc(zone, 2030, 3, 5, 9, 59), tz, "07:00", None) == opened
+    assert summary_window(_utc(zone, 2030, 3, 5, 10, 0), tz, "07:00", None) is None
+    # Sent today (or, after a change of zone, "tomorrow"): not again; sent yesterday: due.
+    assert summary_window(_utc(zone, 2030, 3, 5, 7, 0), tz, "07:00", day) is None
+    later = day + timedelta(days=1)
+    assert summary_window(_utc(zone, 2030, 3, 5, 7, 0), tz, "07:00", later) is None
+    earlier = day - timedelta(days=1)
+    assert summary_window(_utc(zone, 2030, 3, 5, 7, 0), tz, "07:00", earlier) == opened
+    # Late in the evening the window stops at midnight: the next day's list is another one.
+    assert summary_window(_utc(zone, 2030, 3, 5, 23, 0), tz, "22:30", None) == (
+        day,
+        _utc(zone, 2030, 3, 6, 0, 0),
+    )
+    assert summary_window(_utc(zone, 2030, 3, 6, 0, 30), tz, "22:30", None) is None
+    # Only on the weekday asked for (2030-03-04 is a Monday).
+    assert summary_window(_utc(zone, 2030, 3, 5, 7, 0), tz, "07:00", None, weekday=0) is None
+    assert summary_window(_utc(zone, 2030, 3, 4, 7, 0), tz, "07:00", None, weekday=0)
+    assert summary_window(_utc(zone, 2030, 3, 5, 7, 0), tz, "7:00", None) is None
+
+
+def test_summary_window_on_dst_days():
+    # Chicago springs forward on 2030-03-10 at 02:00; falls back on 2030-11-03 at 02:00.
+    zone = "America/Chicago"
+    tz = ZoneInfo(zone)
+    assert summary_window(_utc(zone, 2030, 3, 10, 3, 29), tz, "02:30", None) is None
+    start = summary_window(_utc(zone, 2030, 3, 10, 3, 30), tz, "02:30", None)
+    assert start is not None
+    assert summary_window(_utc(zone, 2030, 3, 10, 7, 0), tz, "07:00", None) is not None
+    assert summary_window(_utc(zone, 2030, 3, 10, 6, 59), tz, "07:00", None) is None
+    # 01:30 happens twice on 2030-11-03: the first one counts.
+    first = datetime(2030, 11, 3, 1, 30, tzinfo=ZoneInfo(zone)).astimezone(UTC)  # CDT
+    assert summary_window(first, tz, "01:30", None) is not None
+    assert summary_window(first - timedelta(minutes=1), tz, "01:30", None) is None
+
+
+def test_monday_somewhere():
+    # 2030-03-04 is a Monday. Kiribati (UTC+14) reaches it on Sunday at 10:00 UTC; Baker Island
+    # (UTC-12) leaves it on Tuesday at 12:00 UTC.
+    assert not _monday_somewhere(datetime(2030, 3, 3, 9, 59, tzinfo=UTC))
+    assert _monday_somewhere(datetime(2030, 3, 3, 10, 0, tzinfo=UTC))
+    assert _monday_somewhere(datetime(2030, 3, 5, 11, 59, tzinfo=UTC))
+    assert not _monday_somewhere(datetime(2030, 3, 5, 12, 0, tzinfo=UTC))
+
+
+def test_digest_text():
+    assert digest_payload(6, 2, ["Ada", "Bob", "Cy", "Dee", "Eve", "Fay"])["title"] == (
+        "6 calls today, 2 promised"
+    )
+    assert digest_payload(6, 2, ["Ada", "Bob", "Cy", "Dee", "Eve", "Fay"])["body"] == (
+        "Ada, Bob, Cy and 3 more."
+    )
+    one = digest_payload(1, 0, ["Ada"])
+    assert (one["title"], one["body"]) == ("1 call today, none promised", "Ada.")
+    empty = digest_payload(0, 0, [])
+    assert empty["title"] == "Nothing due today"
+    for payload in (one, empty):
+        assert payload["tag"] == "touchbase-digest" and payload["url"] == "/#/today"
+        assert payload["callback_id"] is None and payload["client_id"] is None
+
+
+def test_weekly_text():
+    figures = {
+        "start": "2030-02-25",
+        "end": "2030-03-03",
+        "calls": 42,
+        "reached": 20,
+        "reach_rate": 0.476,
+        "promises_due": 9,
+        "promises_kept": 8,
+        "promises_share": 0.889,
+        "coverage": {"A": 0.775, "B": None, "C": 0.5},
+    }
+    payload = weekly_payload(figures)
+    assert payload["title"] == "Last week: 42 calls, 20 reached"
+    assert payload["body"] == "Reach rate 48%. Promises kept: 8 of 9. On rhythm: A 78%, C 50%."
+    assert payload["tag"] == "touchbase-weekly"
+    quiet = weekly_payload(
+        {
+            **figures,
+            "calls": 0,
+            "reached": 0,
+            "reach_rate": None,
+            "promises_due": 0,
+            "promises_kept": 0,
+            "promises_share": None,
+            "coverage": {"A": None, "B": None, "C": None},
+        }
+    )
+    assert quiet["title"] == "Last week: 0 calls, 0 reached"
+    assert quiet["body"] == "No promises fell due."

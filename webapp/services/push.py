@@ -327,14 +327,26 @@ class Sender:
             self._tokens[origin] = (expires, headers)
             return headers
 
-    def send(self, subscription: dict[str, Any], payload: dict[str, Any], topic: str) -> Answer:
-        """Encrypt and send one push; classify the answer. Never raises for network trouble."""
+    def send(
+        self,
+        subscription: dict[str, Any],
+        payload: dict[str, Any],
+        topic: str,
+        *,
+        urgency: str = "high",
+        ttl: int | None = None,
+    ) -> Answer:
+        """Encrypt and send one push; classify the answer. Never raises for network trouble.
+
+        Reminders go ``high`` with the default TTL; the morning digest and the weekly summary
+        pass ``normal`` and a TTL that ends when they go stale.
+        """
         endpoint = subscription["endpoint"]
         if not allowed(endpoint, self.origins):
             return Answer("config", None, "endpoint is no longer on TOUCHBASE_PUSH_ORIGINS")
         headers = {
             **self.vapid_headers(endpoint_origin(endpoint)),
-            "Urgency": "high",
+            "Urgency": urgency,
             "Topic": topic,
         }
         info = {
@@ -344,7 +356,11 @@ class Sender:
         data = json.dumps(payload, separators=(",", ":")).encode()
         try:
             resp = WebPusher(info, requests_session=self.session).send(
-                data, headers, ttl=self.ttl, content_encoding="aes128gcm", timeout=self.timeout
+                data,
+                headers,
+                ttl=self.ttl if ttl is None else ttl,
+                content_encoding="aes128gcm",
+                timeout=self.timeout,
             )
         except requests.Timeout:
             return Answer("retry", None, "timed out")

@@ -133,6 +133,59 @@ function promptsSection(me) {
 
 // ---- end of habit settings ----
 
+// ---- Morning digest and weekly summary (issue 4): their own section inside "Reminders". ----
+// Each change is saved at once, the way the form below saves: into the phone's copy and the
+// outbox (PATCH /me), then sent; the line under the switches says whether it reached the
+// server or is waiting on this phone.
+
+const DEFAULT_DIGEST = "08:00";
+
+async function saveSummary(changes, what, status) {
+  await setMe({ ...(state.me || {}), ...changes });
+  const entry = outbox.add({ kind: "me_update", method: "PATCH", path: "/me", body: changes, label: "Settings" });
+  changed();
+  status.textContent = `${what}: saved on this phone…`;
+  await entry.saved;
+  await outbox.flush();
+  const failed = outbox.failedEntries().find((e) => e.seq === entry.seq);
+  if (failed) status.textContent = `${what}: not saved — ${failed.error}`;
+  else if (outbox.editable(entry.seq)) status.textContent = `${what}: saved on this phone; it reaches the server when you are back online.`;
+  else status.textContent = `${what}: saved.`;
+}
+
+function summarySettings(me) {
+  const status = h("p", { class: "muted", id: "summary-status", role: "status" });
+  const digestOn = h("input", { type: "checkbox", role: "switch", id: "digest-switch", checked: Boolean(me.digest_time) });
+  const digestTime = h("input", { type: "time", id: "digest-time", required: true, value: me.digest_time || DEFAULT_DIGEST });
+  const timeField = h("div", { class: "field" }, h("label", { class: "label", htmlFor: "digest-time" }, "Digest time"), digestTime);
+  timeField.hidden = !me.digest_time;
+  const weekly = h("input", { type: "checkbox", role: "switch", id: "weekly-switch", checked: Boolean(me.weekly_push) });
+
+  digestOn.addEventListener("change", () => {
+    timeField.hidden = !digestOn.checked;
+    const at = digestTime.value || DEFAULT_DIGEST;
+    saveSummary({ digest_time: digestOn.checked ? at : null }, digestOn.checked ? `Morning digest at ${at}` : "Morning digest off", status);
+  });
+  digestTime.addEventListener("change", () => {
+    if (!digestOn.checked || !/^\d\d:\d\d$/.test(digestTime.value)) return;
+    saveSummary({ digest_time: digestTime.value }, `Morning digest at ${digestTime.value}`, status);
+  });
+  weekly.addEventListener("change", () => {
+    saveSummary({ weekly_push: weekly.checked }, weekly.checked ? "Weekly summary on" : "Weekly summary off", status);
+  });
+  return h(
+    "div",
+    { id: "summary-settings" },
+    h("label", { class: "check" }, digestOn, h("span", {}, "Morning digest")),
+    h("p", { class: "hint" }, "One push a day at the time you choose — “6 calls today, 2 promised” — even in quiet hours."),
+    timeField,
+    h("label", { class: "check" }, weekly, h("span", {}, "Weekly summary on Mondays")),
+    h("p", { class: "hint" }, "Last week’s calls, reach and promises kept, on Monday at the digest time (or your call time)."),
+    status,
+  );
+}
+// ---- end of the digest section ----
+
 export function renderSettings(view) {
   const me = state.me || {};
   const quiet = me.quiet_hours;
@@ -169,7 +222,7 @@ export function renderSettings(view) {
       quiet_hours: quietOn.checked ? { start: d.quiet_start, end: d.quiet_end } : null,
       ...habitChanges(form, d),
     };
-    setMe({ ...me, ...changes });
+    setMe({ ...(state.me || me), ...changes }); // the switches below may have changed it since
     outbox.add({ kind: "me_update", method: "PATCH", path: "/me", body: changes, label: "Settings" });
     outbox.flush();
     changed();
@@ -188,6 +241,7 @@ export function renderSettings(view) {
       { class: "settings-row", "aria-labelledby": "push-title" },
       h("h2", { id: "push-title" }, "Reminders (push notifications)"),
       h("div", { id: "push-settings" }),
+      summarySettings(me),
     ),
     ios &&
       h(
