@@ -193,6 +193,22 @@ def test_duplicates_inside_one_file(rep):
     assert by_name(rep)["Amy Ng"]["notes"] == "second"
 
 
+def test_duplicates_far_apart_in_one_file(rep):
+    """The first row was written a batch ago when its duplicate comes: still one client."""
+    from webapp.services.imports import BATCH
+
+    rows = [f"Client {i},312 555 {i:04d},,\n" for i in range(BATCH + 50)]
+    rows.append("Someone Else,(312) 555-0007,seven@example.com,tier a\n")  # client 7's phone
+    rows.append("Client 8,,,,\n")  # the same name, nothing new
+    data = ("name,phone,email,tags\n" + "".join(rows)).encode()
+    resp = upload(rep, "far.csv", data)
+    assert resp.json == {"created": BATCH + 50, "updated": 1, "skipped": 1, "errors": []}
+    (seven,) = rep.get("/clients", query_string={"q": "Someone Else"}).json["items"]
+    assert seven["phone"] == "+13125550007" and seven["email"] == "seven@example.com"
+    assert seven["tags"] == ["tier a"]
+    assert upload(rep, "far.csv", data).json["created"] == 0
+
+
 def test_formula_guard_is_taken_off(rep):
     data = b"name,phone,notes\nAmy Ng,'+13125550111,'=not a formula\n"
     upload(rep, "guarded.csv", data)
