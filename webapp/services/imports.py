@@ -18,6 +18,7 @@ leaves nothing half-imported.
 from __future__ import annotations
 
 import codecs
+import collections
 import csv
 import functools
 import io
@@ -26,7 +27,7 @@ import json
 import operator
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -90,6 +91,9 @@ class Summary:
 # Recognising the file
 
 
+_CONTROL_BYTES = bytes([*range(9), *range(14, 32)])  # not tab, newlines, form feed
+
+
 def _looks_binary(head: bytes) -> str | None:
     """Why ``head`` is not a text file we read, or None when it may be one."""
     if head.startswith(b"PK\x03\x04"):
@@ -100,7 +104,7 @@ def _looks_binary(head: bytes) -> str | None:
         return "This is a PDF. Import a CSV or vCard (.vcf) file."
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         return None  # UTF-16 text (Excel's "Unicode text"): NUL bytes are expected
-    controls = sum(1 for b in head if b < 9 or 13 < b < 32)
+    controls = len(head) - len(head.translate(None, _CONTROL_BYTES))
     if b"\x00" in head or controls > len(head) // 100:
         return "This is not a text file. Import a CSV or vCard (.vcf) file."
     return None
@@ -251,8 +255,9 @@ class _Columns:
         self.one_email = len(self.emails) == 1
         if self.one_email:
             singles["email"] = self.emails[0]
-        self.singles = [(key, i) for key, i in singles.items() if i is not None]
-        used = [i for _, i in self.singles] + self.emails
+        singles = {key: i for key, i in singles.items() if i is not None}
+        self.singles = list(singles.items())
+        used = [*singles.values(), *self.emails]
         used += [i for pair in self.phones for i in pair if i is not None]
         self.width = max(used, default=-1) + 1
 
@@ -260,7 +265,7 @@ class _Columns:
         """The row's values by field (text trimmed, not yet cleaned)."""
         if len(row) < self.width:
             row = row + [""] * (self.width - len(row))
-        out: dict[str, str] = {}
+        out = {}
         for key, i in self.singles:
             value = row[i].strip()
             if value[:1] == "'":
@@ -269,14 +274,14 @@ class _Columns:
         if not out.get("name"):
             parts = (out.pop(k, "") for k in ("first", "middle", "last"))
             out["name"] = " ".join(p for p in parts if p) or out.get("company", "")
-        if self.one_phone:
-            out["phone"] = _multi(out["phone"])
-        else:
+        if not self.one_phone:
             out["phone"] = self._phone(row)
-        if self.one_email:
-            out["email"] = _multi(out["email"])
-        else:
+        elif " ::: " in out["phone"]:
+            out["phone"] = _multi(out["phone"])
+        if not self.one_email:
             out["email"] = next((v for v in (_multi(_cell(row[i])) for i in self.emails) if v), "")
+        elif " ::: " in out["email"]:
+            out["email"] = _multi(out["email"])
         return out
 
     def _phone(self, row: list[str]) -> str:
@@ -292,7 +297,7 @@ class _Columns:
 
 def _unguarded(value: str) -> str:
     """A cell without the apostrophe our export puts before formula-like text (exports.py)."""
-    return value[1:] if value[1:2] in FORMULA_STARTS else value
+    return value[1:] if value[:1] == "'" and value[1:2] in FORMULA_STARTS else value
 
 
 def _cell(value: str) -> str:
@@ -302,7 +307,7 @@ def _cell(value: str) -> str:
 
 def _multi(value: str) -> str:
     """Google puts several values in one cell as "a ::: b"; take the first."""
-    return value.split(" ::: ", 1)[0].strip() if " ::: " in value else value
+    return value.split(" ::: ", 1)[0].strip()
 
 
 def _delimiter(header_line: str) -> str:
@@ -581,11 +586,10 @@ _LOAD = sa.select(
     clients.c.id,
     *(sa.type_coerce(clients.c[f], sa.Text) if f == "tags" else clients.c[f] for f in FIELDS),
 ).where(clients.c.archived_at.is_(None))
-# Compiled once per database dialect, and sent rows as the driver's own parameters (_write).
-_INSERT = Prepared(
-    sa.insert(clients),
-    column_keys=["id", *FIELDS, "user_id", "created_at", "updated_at", "attempts_since_reached"],
-)
+# Compiled once per database dialect; rows go to the driver as tuples in these keys' order.
+_INSERT_KEYS = ("id", *FIELDS, "user_id", "created_at", "updated_at", "attempts_since_reached")
+_INSERT = Prepared(sa.insert(clients), column_keys=list(_INSERT_KEYS))
+_UPDATE_KEYS = (*(f"b_{f}" for f in FIELDS), "b_now", "b_id", "b_user_id")
 _UPDATE = Prepared(
     sa.update(clients)
     .where(clients.c.id == sa.bindparam("b_id"), clients.c.user_id == sa.bindparam("b_user_id"))
@@ -593,28 +597,34 @@ _UPDATE = Prepared(
 )
 
 
-def _write(conn: sa.Connection, prepared: Prepared, shared: dict[str, Any], rows: list) -> None:
-    """Run ``prepared`` once for each of ``rows`` (dicts of bind values) in one executemany.
+def _converters(conn: sa.Connection, prepared: Prepared) -> dict[str, Callable[[Any], Any]]:
+    """The column types' conversions of a statement's values, by key (tags to JSON text,
+    instants to UTC), each remembering its answers: the same few tag sets come again and
+    again. A key without one converts to itself."""
+    found = {k: functools.lru_cache(1024)(fn) for k, fn in prepared.compiled(conn.dialect).binds}
+    return collections.defaultdict(lambda: _same, found)
 
-    SQLAlchemy's own executemany builds and converts every row's parameters through its
-    compiled-statement machinery, which was over half of an import's time. Here the statement
-    is compiled once (``db.Prepared``) and the column types' conversions still run (tags to
-    JSON, instants to UTC), but the values every row shares (``shared``) are converted once.
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _write(conn: sa.Connection, prepared: Prepared, keys: tuple[str, ...], rows: list) -> None:
+    """Run ``prepared`` once for each of ``rows`` (tuples of converted values, in ``keys``'
+    order) with one executemany on the driver.
+
+    SQLAlchemy's own executemany builds and converts each row's parameters through its
+    compiled-statement machinery, which was over half of an import's time. The statement is
+    still SQLAlchemy's, compiled once (``db.Prepared``), and the values still get the column
+    types' conversions (``_converters``); the caller converts a value the rows share once.
     """
     if not rows:
         return
     compiled = prepared.compiled(conn.dialect)
-    convert = dict(compiled.binds)
-    shared = {**compiled.fixed, **shared}
-    shared = {k: convert[k](v) if k in convert else v for k, v in shared.items()}
-    # The rest are converted for each row, remembered (tag sets repeat; values are hashable).
-    per_row = [(k, functools.lru_cache(1024)(fn)) for k, fn in compiled.binds if k not in shared]
-    for row in rows:
-        for key, fn in per_row:
-            row[key] = fn(row[key])
-        row.update(shared)
-    if compiled.names is not None:  # a positional driver (SQLite): tuples in the SQL's order
-        pick = operator.itemgetter(*compiled.names)
+    if compiled.names is None:  # named parameters (psycopg)
+        rows = [dict(zip(keys, row, strict=True)) for row in rows]
+    elif compiled.names != list(keys):  # positional (SQLite), in another order
+        pick = operator.itemgetter(*(keys.index(name) for name in compiled.names))
         rows = [pick(row) for row in rows]
     conn.exec_driver_sql(compiled.sql, rows)
 
@@ -622,9 +632,9 @@ def _write(conn: sa.Connection, prepared: Prepared, shared: dict[str, Any], rows
 class _Merger:
     """Matches rows to the rep's clients and writes creates and updates in batches.
 
-    Memory: a record (``_Client``) for each of the rep's clients, and the match keys of each
-    row created (its record goes once written, and is read back if a later row matches it);
-    a batch of pending writes at most. Never the file.
+    Memory: a record (``_Client``) for each of the rep's clients; for each row created, its
+    match keys (a created row is read back if a later row matches it); a batch of pending
+    writes at most. Never the file.
     """
 
     def __init__(self, conn: sa.Connection, user_id: str, region: str, tiers: dict[str, int]):
@@ -634,31 +644,33 @@ class _Merger:
         self.tiers = tiers
         self.tier_names = {t.casefold(): t for t in tiers}
         self.summary = Summary()
-        self.records: dict[str, _Client] = {}  # the rep's clients, and the creates pending
-        # Match keys (normalised phone, email and name, see _index) to client ids.
+        self.records: dict[str, _Client] = {}  # the rep's clients (and created ones read back)
+        # Match keys (normalised phone, email any case, name any case and spacing) to ids.
         self.by_phone: dict[str, str] = {}
         self.by_email: dict[str, str] = {}
         self.by_name: dict[str, str] = {}
-        self.inserts: list[_Client] = []
+        self.inserts: dict[str, tuple[Any, ...]] = {}  # id: the row to insert, as _INSERT_KEYS
         self.updates: dict[str, _Client] = {}
         self._ids: list[str] = []
         self._tier_cells: dict[str, str | None] = {}
         self._tiers_seen: dict[str, str | None] = {}
         self._merged_tags: dict[tuple[Any, ...], tuple[str, ...]] = {}
         self.now = utcnow()
+        self._insert_conv = _converters(conn, _INSERT)
+        self._update_conv = _converters(conn, _UPDATE)
         query = _LOAD.where(clients.c.user_id == user_id)
         for row in conn.execute(query.order_by(clients.c.created_at, clients.c.id)):
             client = _Client(*row)
             client.tags = _stored_tags(client.tags)
             self.records[client.id] = client
-            self._index(client, _name_key(client.name))
+            self._index(client.id, client.phone, client.email, _name_key(client.name))
 
-    def _index(self, client: _Client, name_key: str) -> None:
-        if client.phone:
-            self.by_phone.setdefault(client.phone, client.id)
-        if client.email:
-            self.by_email.setdefault(client.email.casefold(), client.id)
-        self.by_name.setdefault(name_key, client.id)
+    def _index(self, client_id: str, phone: str | None, email: str | None, name_key: str) -> None:
+        if phone:
+            self.by_phone.setdefault(phone, client_id)
+        if email:
+            self.by_email.setdefault(email.casefold(), client_id)
+        self.by_name.setdefault(name_key, client_id)
 
     def _tier(self, line: int, text: str) -> str | None:
         """The rep's tier a tier cell names ("a", "Tier A" → "A"), or None with a warning."""
@@ -672,7 +684,7 @@ class _Merger:
             )
         return tier
 
-    def _clean(self, line: int, values: dict[str, Any]) -> dict[str, Any] | None:
+    def _clean(self, line: int, values: dict[str, str]) -> dict[str, Any] | None:
         """The row as client fields (blank ones left out) plus ``tags`` (a tuple, maybe empty)
         and ``tier`` (a tier name or None); None when the row cannot be imported.
 
@@ -680,7 +692,7 @@ class _Merger:
         as nothing, the phone as E.164 (kept as typed, with a warning, when it cannot be).
         """
         problem = self.summary.problem
-        name = " ".join(str(values.get("name") or "").split())
+        name = " ".join((values.get("name") or "").split())
         if not name:
             problem(line, "No name: give a name (or first and last name, or a company).")
             return None
@@ -699,16 +711,16 @@ class _Merger:
         if "email" in fields and not _is_email(fields["email"]):
             problem(line, f'"{fields["email"]}" is not an email address; it was left out.')
             del fields["email"]
-        phone = str(values.get("phone") or "").strip()
+        phone = (values.get("phone") or "").strip()
         if phone:
             e164 = to_e164(phone, self.region)
             if e164 is None:
                 problem(line, f'The phone number "{phone}" could not be read; kept as typed.')
             fields["phone"] = e164 or phone[: LIMITS["phone"]]
         fields["tags"] = _split_tags(values.get("tags") or "")
-        tier = str(values.get("tier") or "").strip()
+        tier = (values.get("tier") or "").strip()
         fields["tier"] = self._tier(line, tier) if tier else None
-        cadence = str(values.get("cadence_days") or "").strip()
+        cadence = (values.get("cadence_days") or "").strip()
         if cadence:
             try:
                 days = int(float(cadence))
@@ -734,10 +746,12 @@ class _Merger:
             found = self.by_name.get(name_key)
         if found is None:
             return None
+        if found in self.inserts:  # created by an earlier row: write it, then read it back
+            self._flush_inserts()
         return self.records.get(found) or self._read_back(found)
 
     def _read_back(self, client_id: str) -> _Client:
-        """A client this import created and already wrote, which a later row matches."""
+        """A client this import created and wrote, which a later row matches."""
         row = self.conn.execute(_LOAD.where(clients.c.id == client_id)).one()
         client = self.records[client_id] = _Client(*row)
         client.tags = _stored_tags(client.tags)
@@ -772,7 +786,7 @@ class _Merger:
             found = self._merged_tags[key] = _unique_tags(tags)
         return found
 
-    def add(self, line: int, values: dict[str, Any]) -> None:
+    def add(self, line: int, values: dict[str, str]) -> None:
         """Create, update or skip the client for one row (or card) of the file."""
         fields = self._clean(line, values)
         if fields is None:
@@ -781,25 +795,7 @@ class _Merger:
         client = self._match(str(values.get("id") or "").strip(), fields, name_key)
         added, tier = fields.pop("tags"), fields.pop("tier")
         if client is None:
-            if not self._ids:
-                self._ids = _new_ids(BATCH)
-            client = _Client(
-                self._ids.pop(),
-                fields["name"],
-                fields.get("phone"),
-                fields.get("email"),
-                fields.get("company"),
-                fields.get("notes"),
-                fields.get("talking_points"),
-                self._tags((), added, tier),
-                fields.get("cadence_days"),
-            )
-            self.records[client.id] = client
-            self._index(client, name_key)
-            self.inserts.append(client)
-            self.summary.created += 1
-            if len(self.inserts) >= BATCH:
-                self._flush_inserts()
+            self._create(fields, self._tags((), added, tier), name_key)
             return
         fields["tags"] = self._tags(client.tags, added, tier)
         changed = False
@@ -810,57 +806,65 @@ class _Merger:
         if not changed:
             self.summary.skipped += 1
             return
-        self._index(client, name_key)
+        self._index(client.id, client.phone, client.email, name_key)
         self.updates[client.id] = client
         self.summary.updated += 1
         if len(self.updates) >= BATCH:
             self._flush_updates()
 
+    def _create(self, fields: dict[str, Any], tags: tuple[str, ...], name_key: str) -> None:
+        if not self._ids:
+            self._ids = _new_ids(BATCH)
+        client_id = self._ids.pop()
+        get, conv = fields.get, self._insert_conv
+        self.inserts[client_id] = (
+            client_id,
+            fields["name"],
+            get("phone"),
+            get("email"),
+            get("company"),
+            get("notes"),
+            get("talking_points"),
+            conv["tags"](tags),
+            get("cadence_days"),
+        )
+        self._index(client_id, get("phone"), get("email"), name_key)
+        self.summary.created += 1
+        if len(self.inserts) >= BATCH:
+            self._flush_inserts()
+
     def _flush_inserts(self) -> None:
-        """Write the pending creates (and their updates: a row matching one changed it)."""
-        shared = {
-            "user_id": self.user_id,
-            "created_at": self.now,
-            "updated_at": self.now,
-            "attempts_since_reached": 0,
-        }
-        rows = []
-        for c in self.inserts:
-            self.updates.pop(c.id, None)
-            del self.records[c.id]  # its match keys stay; _read_back if a later row matches
-            rows.append(
-                {
-                    "id": c.id,
-                    "name": c.name,
-                    "phone": c.phone,
-                    "email": c.email,
-                    "company": c.company,
-                    "notes": c.notes,
-                    "talking_points": c.talking_points,
-                    "tags": c.tags,
-                    "cadence_days": c.cadence_days,
-                }
-            )
-        _write(self.conn, _INSERT, shared, rows)
-        self.inserts = []
+        conv = self._insert_conv
+        shared = (
+            conv["user_id"](self.user_id),
+            conv["created_at"](self.now),
+            conv["updated_at"](self.now),
+            conv["attempts_since_reached"](0),
+        )
+        rows = [row + shared for row in self.inserts.values()]
+        _write(self.conn, _INSERT, _INSERT_KEYS, rows)
+        self.inserts = {}
 
     def _flush_updates(self) -> None:
-        self._flush_inserts()  # an update may be to a client created in this batch
+        conv = self._update_conv
+        now, user_id = conv["b_now"](self.now), conv["b_user_id"](self.user_id)
         rows = [
-            {
-                "b_id": c.id,
-                "b_name": c.name,
-                "b_phone": c.phone,
-                "b_email": c.email,
-                "b_company": c.company,
-                "b_notes": c.notes,
-                "b_talking_points": c.talking_points,
-                "b_tags": c.tags,
-                "b_cadence_days": c.cadence_days,
-            }
+            (
+                c.name,
+                c.phone,
+                c.email,
+                c.company,
+                c.notes,
+                c.talking_points,
+                conv["b_tags"](c.tags),
+                c.cadence_days,
+                now,
+                c.id,
+                user_id,
+            )
             for c in self.updates.values()
         ]
-        _write(self.conn, _UPDATE, {"b_user_id": self.user_id, "b_now": self.now}, rows)
+        _write(self.conn, _UPDATE, _UPDATE_KEYS, rows)
         self.updates = {}
 
     def flush(self) -> None:
