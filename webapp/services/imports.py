@@ -433,6 +433,11 @@ def _text(value: Any) -> str:
     return str(value or "").strip()
 
 
+# Google Contacts' own groups, which its vCard export lists as categories (its CSV export marks
+# them with "* " instead, see _split_tags): they are not the rep's tags.
+_GOOGLE_GROUPS = frozenset({"mycontacts", "starred"})
+
+
 def _card_fields(card: Any) -> dict[str, Any]:
     contents = card.contents
     name = _text(contents["fn"][0].value) if "fn" in contents else ""
@@ -456,6 +461,7 @@ def _card_fields(card: Any) -> dict[str, Any]:
     for prop in contents.get("categories", []):
         value = prop.value
         tags += value if isinstance(value, list) else str(value).split(",")
+    tags = [t for t in tags if t.strip().casefold() not in _GOOGLE_GROUPS]
     return {
         "name": name or company,
         "phone": phone,
@@ -727,7 +733,7 @@ class _Merger:
                 if not 1 <= days <= 3650 or days != float(cadence):
                     raise ValueError
                 fields["cadence_days"] = days
-            except ValueError:
+            except (ValueError, OverflowError):  # (OverflowError: "1e999" is infinite)
                 problem(
                     line,
                     f'The cadence "{cadence}" is not a whole number of days from 1 to '
