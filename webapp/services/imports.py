@@ -336,16 +336,14 @@ def _import_csv(text: IO[str], merger: _Merger) -> None:
     line = reader.line_num + 1
     while True:
         try:
-            row = next(reader)
-        except StopIteration:
+            for row in reader:
+                if "".join(row).strip():
+                    merger.add(line, columns.read(row))
+                line = reader.line_num + 1
             break
-        except csv.Error as exc:
+        except csv.Error as exc:  # this row is reported; the reader goes on with the next one
             merger.summary.problem(line, f"This row cannot be read: {exc}.")
             line = reader.line_num + 1
-            continue
-        if "".join(row).strip():
-            merger.add(line, columns.read(row))
-        line = reader.line_num + 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -498,6 +496,8 @@ def _name_key(name: str) -> str:
 def _is_email(value: str) -> bool:
     """marshmallow's ``validate.Email`` (the API's rule) as a test, without building the error
     message it formats on every call. tests/unit/test_imports.py holds it to marshmallow."""
+    if _PLAIN_EMAIL.fullmatch(value):
+        return True
     user, at, domain = value.rpartition("@")
     if not at or not _EMAIL.USER_REGEX.match(user):
         return False
@@ -505,6 +505,12 @@ def _is_email(value: str) -> bool:
 
 
 _EMAIL = validate.Email
+# The plain ASCII shape of most addresses, in one pattern: a subset of what marshmallow's two
+# patterns accept (its user part is a "dot-atom", its domain labels and top-level domain are
+# these and more), so a match needs no further look.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_PLAIN_EMAIL = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@(?:{_LABEL}\.)+[A-Za-z]{{2,63}}")
 _TAG_SEPARATORS = re.compile(r"\s*(?:,|;|:::)\s*")
 _TIER_PREFIX = re.compile(r"^tier\s*[:\-_]?\s*", re.IGNORECASE)
 
@@ -593,7 +599,7 @@ _LOAD = sa.select(
     *(sa.type_coerce(clients.c[f], sa.Text) if f == "tags" else clients.c[f] for f in FIELDS),
 ).where(clients.c.archived_at.is_(None))
 # Compiled once per database dialect; rows go to the driver as tuples in these keys' order.
-_INSERT_KEYS = ("id", *FIELDS, "user_id", "created_at", "updated_at", "attempts_since_reached")
+_INSERT_KEYS = ("id", "user_id", *FIELDS, "created_at", "updated_at", "attempts_since_reached")
 _INSERT = Prepared(sa.insert(clients), column_keys=list(_INSERT_KEYS))
 _UPDATE_KEYS = (*(f"b_{f}" for f in FIELDS), "b_now", "b_id", "b_user_id")
 _UPDATE = Prepared(
@@ -664,6 +670,14 @@ class _Merger:
         self.now = utcnow()
         self._insert_conv = _converters(conn, _INSERT)
         self._update_conv = _converters(conn, _UPDATE)
+        conv = self._insert_conv  # the values every created row shares, converted once
+        self._user_value = conv["user_id"](user_id)
+        self._tags_value = conv["tags"]
+        self._tail = (
+            conv["created_at"](self.now),
+            conv["updated_at"](self.now),
+            conv["attempts_since_reached"](0),
+        )
         query = _LOAD.where(clients.c.user_id == user_id)
         for row in conn.execute(query.order_by(clients.c.created_at, clients.c.id)):
             client = _Client(*row)
@@ -741,9 +755,9 @@ class _Merger:
                 )
         return fields
 
-    def _match(self, row_id: str, fields: dict[str, Any], name_key: str) -> _Client | None:
+    def _match(self, row_id: str | None, fields: dict[str, Any], name_key: str) -> _Client | None:
         """The client this row is: by our own id, else phone, else email, else name."""
-        found = row_id if row_id in self.records else None
+        found = row_id if row_id and row_id in self.records else None
         if found is None and "phone" in fields:
             found = self.by_phone.get(fields["phone"])
         if found is None and "email" in fields:
@@ -797,8 +811,8 @@ class _Merger:
         fields = self._clean(line, values)
         if fields is None:
             return
-        name_key = _name_key(fields["name"])
-        client = self._match(str(values.get("id") or "").strip(), fields, name_key)
+        name_key = fields["name"].casefold()  # (its spaces were collapsed already: _name_key)
+        client = self._match(values.get("id"), fields, name_key)
         added, tier = fields.pop("tags"), fields.pop("tier")
         if client is None:
             self._create(fields, self._tags((), added, tier), name_key)
@@ -822,17 +836,19 @@ class _Merger:
         if not self._ids:
             self._ids = _new_ids(BATCH)
         client_id = self._ids.pop()
-        get, conv = fields.get, self._insert_conv
-        self.inserts[client_id] = (
+        get = fields.get
+        self.inserts[client_id] = (  # as _INSERT_KEYS
             client_id,
+            self._user_value,
             fields["name"],
             get("phone"),
             get("email"),
             get("company"),
             get("notes"),
             get("talking_points"),
-            conv["tags"](tags),
+            self._tags_value(tags),
             get("cadence_days"),
+            *self._tail,
         )
         self._index(client_id, get("phone"), get("email"), name_key)
         self.summary.created += 1
@@ -840,15 +856,7 @@ class _Merger:
             self._flush_inserts()
 
     def _flush_inserts(self) -> None:
-        conv = self._insert_conv
-        shared = (
-            conv["user_id"](self.user_id),
-            conv["created_at"](self.now),
-            conv["updated_at"](self.now),
-            conv["attempts_since_reached"](0),
-        )
-        rows = [row + shared for row in self.inserts.values()]
-        _write(self.conn, _INSERT, _INSERT_KEYS, rows)
+        _write(self.conn, _INSERT, _INSERT_KEYS, list(self.inserts.values()))
         self.inserts = {}
 
     def _flush_updates(self) -> None:
