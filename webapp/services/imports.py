@@ -594,11 +594,18 @@ class _Client:
     cadence_days: int | None
 
 
-_LOAD = sa.select(
+# The statements, compiled once per database dialect (db.Prepared) and run on the driver's own
+# parameters and rows (_read, _write). Tags are read as the driver gives them (_stored_tags).
+_SELECT = sa.select(
     clients.c.id,
     *(sa.type_coerce(clients.c[f], sa.Text) if f == "tags" else clients.c[f] for f in FIELDS),
-).where(clients.c.archived_at.is_(None))
-# Compiled once per database dialect; rows go to the driver as tuples in these keys' order.
+)
+_LOAD = Prepared(
+    _SELECT.where(
+        clients.c.user_id == sa.bindparam("user_id"), clients.c.archived_at.is_(None)
+    ).order_by(clients.c.created_at, clients.c.id)
+)
+_LOAD_ONE = Prepared(_SELECT.where(clients.c.id == sa.bindparam("id")))
 _INSERT_KEYS = ("id", "user_id", *FIELDS, "created_at", "updated_at", "attempts_since_reached")
 _INSERT = Prepared(sa.insert(clients), column_keys=list(_INSERT_KEYS))
 _UPDATE_KEYS = (*(f"b_{f}" for f in FIELDS), "b_now", "b_id", "b_user_id")
@@ -619,6 +626,20 @@ def _converters(conn: sa.Connection, prepared: Prepared) -> dict[str, Callable[[
 
 def _same(value: Any) -> Any:
     return value
+
+
+def _read(conn: sa.Connection, prepared: Prepared, params: dict[str, Any]) -> Iterator[Any]:
+    """The rows of a ``Prepared`` select, converted as SQLAlchemy would (SQLite and psycopg
+    give these columns as they are, so usually without any step)."""
+    compiled = prepared.compiled(conn.dialect)
+    args = params if compiled.names is None else tuple(params[n] for n in compiled.names)
+    result = conn.exec_driver_sql(compiled.sql, args)
+    if not any(compiled.results):
+        return iter(result)
+    return (
+        tuple(v if fn is None else fn(v) for v, fn in zip(row, compiled.results, strict=True))
+        for row in result
+    )
 
 
 def _write(conn: sa.Connection, prepared: Prepared, keys: tuple[str, ...], rows: list) -> None:
@@ -678,8 +699,7 @@ class _Merger:
             conv["updated_at"](self.now),
             conv["attempts_since_reached"](0),
         )
-        query = _LOAD.where(clients.c.user_id == user_id)
-        for row in conn.execute(query.order_by(clients.c.created_at, clients.c.id)):
+        for row in _read(conn, _LOAD, {"user_id": user_id}):
             client = _Client(*row)
             client.tags = _stored_tags(client.tags)
             self.records[client.id] = client
@@ -772,7 +792,7 @@ class _Merger:
 
     def _read_back(self, client_id: str) -> _Client:
         """A client this import created and wrote, which a later row matches."""
-        row = self.conn.execute(_LOAD.where(clients.c.id == client_id)).one()
+        (row,) = _read(self.conn, _LOAD_ONE, {"id": client_id})
         client = self.records[client_id] = _Client(*row)
         client.tags = _stored_tags(client.tags)
         return client
