@@ -11,7 +11,7 @@ from marshmallow import ValidationError, validate
 from webapp.services.clients import clean_fields
 from webapp.services.imports import _is_email, _new_ids, _split_tags, _unique_tags
 
-_PIECES = list("ab.-_+@[]\"\\ 1é'!#") + ["xn--", ".com", "example", "localhost", "255"]
+_PIECES = [*"ab.-_+@[]\"\\ 1é'!#", "xn--", ".com", "example", "localhost", "255"]
 _EMAILISH = st.lists(st.sampled_from(_PIECES), max_size=12).map("".join)
 
 
