@@ -21,7 +21,11 @@ class NoConnection extends Error {
   }
 }
 
+const MAX_BYTES = 5 * 1024 * 1024; // the server's limit (413 above it)
+
 async function upload(file, csrfToken) {
+  // Said before sending: a server may cut a far larger upload short instead of answering 413.
+  if (file.size > MAX_BYTES) throw new Error("The file is larger than 5 MB. Split it and import the parts.");
   if (navigator.onLine === false) throw new NoConnection(false);
   let token;
   try {

@@ -72,6 +72,19 @@ def test_an_unreadable_file_says_why_and_changes_nothing(page, live_server, rep)
     assert rep.clients() == []
 
 
+def test_a_file_over_5_mb_is_refused_before_it_is_sent(page, live_server, rep, tmp_path):
+    big = tmp_path / "big.csv"
+    big.write_bytes(b"name,phone\n" + b"Client Name,312 555 0100\n" * 220_000)
+    assert big.stat().st_size > 5 * 1024 * 1024
+    open_settings(page, rep)
+    sent: list[str] = []
+    page.on("request", lambda req: sent.append(req.url) if "/import" in req.url else None)
+    pick(page, big)
+    alert = page.locator(".import-status [role=alert]")
+    expect(alert).to_have_text("The file is larger than 5 MB. Split it and import the parts.")
+    assert sent == [] and rep.clients() == []
+
+
 def test_downloads_give_the_csv_and_reimporting_it_changes_nothing(
     page, live_server, rep, tmp_path
 ):
