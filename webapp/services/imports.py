@@ -55,8 +55,6 @@ LIMITS["talking_points"] = 10_000
 # an apostrophe before one of these characters is that guard, and is taken off again.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
 
-_is_email = validate.Email()
-
 
 @dataclass
 class Summary:
