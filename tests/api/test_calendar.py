@@ -100,3 +100,30 @@ def test_needs_login(app):
     token = client.get("/api/v1/csrf").json["csrf_token"]
     resp = client.post("/api/v1/calendar/rotate", headers={"X-CSRFToken": token})
     assert resp.status_code == 401
+
+
+def test_feed_is_rfc_5545_text(app, rep):
+    """What strict calendar apps read: CRLF lines of at most 75 octets (longer ones folded),
+    text escaped, UTC times, and the properties RFC 5545 requires of a calendar and an event."""
+    name = "Zoë; Lefèvre, Café Crème \\ Co"
+    note = "Wants the spring prices; call before 10, not after.\nSecond line. " + "é" * 80
+    client = rep.add_client(name, phone="312 555 0101")
+    rep.touch(client["id"], "reached", note=note)
+    rep.touch(client["id"], "left_message", callback_at="2030-05-06T15:00:00+00:00")
+    body = app.test_client().get(feed_path(rep.get("/calendar").json["url"])).get_data()
+
+    assert body.endswith(b"\r\n")
+    lines = body.split(b"\r\n")[:-1]
+    assert all(len(line) <= 75 for line in lines), max(lines, key=len)
+    assert not any(b"\n" in line or b"\r" in line for line in lines)
+    assert lines[0] == b"BEGIN:VCALENDAR" and lines[-1] == b"END:VCALENDAR"
+    unfolded = body.replace(b"\r\n ", b"").decode("utf-8").split("\r\n")
+    props = {line.split(":", 1)[0].split(";", 1)[0] for line in unfolded if line}
+    assert {"VERSION", "PRODID", "UID", "DTSTAMP", "DTSTART", "DTEND", "SUMMARY"} <= props
+    assert "DTSTART:20300506T150000Z" in unfolded
+    assert all(line.endswith("Z") for line in unfolded if line.startswith("DTSTAMP:"))
+    assert r"SUMMARY:Call Zoë\; Lefèvre\, Café Crème \\ Co" in unfolded
+    # Parsed back, the text is exactly what the rep wrote.
+    (event,) = icalendar.Calendar.from_ical(body).walk("VEVENT")
+    assert str(event["SUMMARY"]) == f"Call {name}"
+    assert str(event["DESCRIPTION"]) == f"+13125550101\nLast note: {note}"

@@ -142,10 +142,26 @@ def test_vcard_4(rep):
     assert grace["tags"] == ["A"]
 
 
+def test_google_vcard_3(rep):
+    resp = upload(rep, "google_contacts.vcf")
+    assert resp.status_code == 200, resp.json
+    assert (resp.json["created"], resp.json["errors"]) == (2, [])
+    clients = by_name(rep)
+    hannah = clients["Hannah Schmidt"]
+    assert hannah["phone"] == "+4915123456789"  # the CELL one, listed second
+    assert hannah["email"] == "hannah@schmidt-bau.example"
+    assert hannah["company"] == "Schmidt Bau GmbH"
+    assert hannah["notes"] == "Prefers email, then a call.\nBudget talks in Q3."
+    assert hannah["tags"] == ["Clients"]  # Google's own groups are not the rep's tags
+    kwame = clients["Kwame Asante"]  # a photo given as a link is ignored like any photo
+    assert (kwame["phone"], kwame["tags"]) == ("+13125550177", [])
+
+
 @pytest.mark.parametrize(
     "name",
     [
         "google_contacts.csv",
+        "google_contacts.vcf",
         "outlook_contacts.csv",
         "plain_semicolon_cp1252.csv",
         "plain_bom.csv",
@@ -191,6 +207,54 @@ def test_duplicates_inside_one_file(rep):
     resp = upload(rep, "dupes.csv", data)
     assert (resp.json["created"], resp.json["updated"]) == (1, 1)
     assert by_name(rep)["Amy Ng"]["notes"] == "second"
+
+
+def test_duplicates_far_apart_in_one_file(rep):
+    """The first row was written a batch ago when its duplicate comes: still one client."""
+    from webapp.services.imports import BATCH
+
+    rows = [f"Client {i},312 555 {i:04d},,\n" for i in range(BATCH + 50)]
+    rows.append("Someone Else,(312) 555-0007,seven@example.com,tier a\n")  # client 7's phone
+    rows.append("Client 8,,,,\n")  # the same name, nothing new
+    data = ("name,phone,email,tags\n" + "".join(rows)).encode()
+    resp = upload(rep, "far.csv", data)
+    assert resp.json == {"created": BATCH + 50, "updated": 1, "skipped": 1, "errors": []}
+    (seven,) = rep.get("/clients", query_string={"q": "Someone Else"}).json["items"]
+    assert seven["phone"] == "+13125550007" and seven["email"] == "seven@example.com"
+    assert seven["tags"] == ["tier a"]
+    assert upload(rep, "far.csv", data).json["created"] == 0
+
+
+def test_odd_cells_are_row_problems_never_a_crash(rep):
+    long_name = "N" * 201
+    data = (
+        "name,phone,email,cadence_days,tags\n"
+        "Inf Cadence,,,1e999,\n"
+        "NaN Cadence,,,nan,\n"
+        "Half Cadence,,,2.5,\n"
+        f"{long_name},,,,\n"
+        "Long Phone," + "1" * 80 + ",,,\n"
+        "Many Tags,,,," + '"' + ",".join(f"t{i}" for i in range(80)) + '"\n'
+        "Long Email,,x@" + "e" * 260 + ".com,,\n"
+    ).encode()
+    resp = upload(rep, "odd.csv", data)
+    assert resp.status_code == 200, resp.json
+    lines = [(e["line"], e["message"].split(" ")[1]) for e in resp.json["errors"]]
+    assert lines == [
+        (2, "cadence"),
+        (3, "cadence"),
+        (4, "cadence"),
+        (5, "name"),
+        (6, "phone"),
+        (8, "email"),
+        (8, "is"),  # "x@eee…" is not an email address
+    ], resp.json
+    clients = by_name(rep)
+    assert clients["Inf Cadence"]["cadence_days"] is None
+    assert long_name not in clients
+    assert len(clients["Long Phone"]["phone"]) == 64
+    assert len(clients["Many Tags"]["tags"]) == 50
+    assert clients["Long Email"]["email"] is None
 
 
 def test_formula_guard_is_taken_off(rep):

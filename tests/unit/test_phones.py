@@ -16,9 +16,16 @@ _DIGITS = st.text(alphabet="0123456789", min_size=9, max_size=12)
 def _formatted(draw: st.DrawFn) -> str:
     """A plausible North American number in one of the usual layouts."""
     digits = draw(_DIGITS)
-    layout = draw(st.integers(0, 5))
+    layout = draw(st.integers(0, 7))
     if layout == 0 and len(digits) >= 10:
         return f"({digits[:3]}) {digits[3:6]}-{digits[6:]}"
+    if layout == 6:
+        prefix = draw(st.sampled_from(["", "1", "+1", "1 ", "+1 ", "+1-", "+", "+2 ", "11"]))
+        sep = draw(st.sampled_from(["", " ", "-", ".", ") ", ")"]))
+        open_paren = "(" if ")" in sep and draw(st.booleans()) else ""
+        return f"{prefix}{open_paren}{digits[:3]}{sep}{digits[3:6]}{sep[-1:]}{digits[6:]}"
+    if layout == 7:
+        return f"+1 ({digits[:3]}) {digits[3:6]}-{digits[6:]}"
     if layout == 1:
         return "+" + digits
     if layout == 2:

@@ -17,7 +17,17 @@ _NANP_DIGITS = re.compile(r"1?([2-9][0-9]{9})")
 _SEPARATORS = str.maketrans("", "", " ().-")
 
 
+# The commonest layouts of all, in one pattern: "(312) 555-0177", "312-555-0177", "312.555.0177",
+# "+1 312 555 0177". Everything it matches, _nanp below reads the same way (a subset of its shape).
+_NANP_COMMON = re.compile(
+    r"(?:\+?1[ .\-]?)?\(?([2-9][0-9]{2})\)?[ .\-]?([0-9]{3})[ .\-]?([0-9]{4})"
+)
+
+
 def _nanp(text: str) -> str | None:
+    common = _NANP_COMMON.fullmatch(text)
+    if common is not None:
+        return "+1" + "".join(common.groups())
     if not _NANP_SHAPE.fullmatch(text):
         return None
     plus = text.startswith("+")

@@ -1,8 +1,11 @@
 // Settings: import contacts (CSV or vCard), download clients.csv / touches.csv, and the private
 // calendar feed URL (copy, rotate). Plain DOM via dom.js; no inline styles or scripts (CSP).
 // The feed's link stays the same until the rep asks for a new one (the old URL then stops working).
+// An import is not queued in the outbox: it needs the server there and then, so offline it says
+// so, keeps the picked file, and offers "Try again" (importing the same file twice is harmless).
 import { h, mount } from "./dom.js";
-import { refreshToken } from "../api.js";
+import { refreshToken, NetworkError } from "../api.js";
+import { sync } from "../sync.js";
 
 const BASE = "/api/v1";
 
@@ -10,16 +13,41 @@ function plural(n, word) {
   return `${n} ${word}${n === 1 ? "" : "s"}`;
 }
 
+/** The upload could not reach the server. `sent`: whether the file may have got there. */
+class NoConnection extends Error {
+  constructor(sent) {
+    super("no connection");
+    this.sent = sent;
+  }
+}
+
+const MAX_BYTES = 5 * 1024 * 1024; // the server's limit (413 above it)
+
 async function upload(file, csrfToken) {
+  // Said before sending: a server may cut a far larger upload short instead of answering 413.
+  if (file.size > MAX_BYTES) throw new Error("The file is larger than 5 MB. Split it and import the parts.");
+  if (navigator.onLine === false) throw new NoConnection(false);
+  let token;
+  try {
+    token = await csrfToken();
+  } catch (err) {
+    if (err instanceof NetworkError) throw new NoConnection(false);
+    throw err;
+  }
   const body = new FormData();
   body.append("file", file, file.name);
-  const response = await fetch(`${BASE}/import`, {
-    method: "POST",
-    body,
-    headers: { Accept: "application/json", "X-CSRFToken": await csrfToken() },
-    credentials: "same-origin",
-    cache: "no-store",
-  });
+  let response;
+  try {
+    response = await fetch(`${BASE}/import`, {
+      method: "POST",
+      body,
+      headers: { Accept: "application/json", "X-CSRFToken": token },
+      credentials: "same-origin",
+      cache: "no-store",
+    });
+  } catch {
+    throw new NoConnection(true);
+  }
   const data = await response.json().catch(() => null);
   if (!response.ok) {
     const message = (data && data.error && data.error.message) || `The server answered ${response.status}.`;
@@ -28,24 +56,50 @@ async function upload(file, csrfToken) {
   return data;
 }
 
-function summaryView(result) {
+/** Pull the imported clients into the phone's own copy. A sync round already under way may
+ * have pulled before the import was written: let it finish, then pull again. */
+async function refreshLocalCopy() {
+  await sync();
+  return sync();
+}
+
+function summaryView(file, result) {
   const { created, updated, skipped, errors } = result;
+  const count = (n, label, kind) => h("li", { class: `count ${kind}` }, h("strong", {}, String(n)), " ", h("span", {}, label));
   return h(
     "div",
     { class: "import-summary" },
-    h("p", {}, `${plural(created, "client")} added, ${updated} updated, ${skipped} unchanged.`),
+    h("p", { class: "import-file" }, `Imported “${file.name}”`),
+    h(
+      "ul",
+      { class: "counts", "aria-label": "What the import did" },
+      count(created, "added", "created"),
+      count(updated, "updated", "updated"),
+      count(skipped, "unchanged", "skipped"),
+    ),
     errors.length > 0 &&
       h(
         "details",
-        { open: errors.length <= 5 },
-        h("summary", {}, plural(errors.length, "problem")),
-        h("ul", {}, errors.map((e) => h("li", {}, `Line ${e.line}: ${e.message}`))),
+        { class: "problems", open: errors.length <= 5 },
+        h("summary", {}, `${plural(errors.length, "line")} to check`),
+        h("p", { class: "hint" }, "Each line says what happened to it; the rest went in as they are. Fix the file and import it again if you like: nobody is added twice."),
+        h("ul", {}, errors.map((e) => h("li", {}, h("strong", {}, `Line ${e.line}:`), ` ${e.message}`))),
       ),
+    h("a", { class: "btn primary wide tap", href: "#/clients" }, "See your clients"),
   );
 }
 
+function offlineView(err, retry) {
+  const again = h("button", { type: "button", class: "btn primary wide tap" }, "Try again");
+  again.addEventListener("click", retry);
+  const message = err.sent
+    ? "The connection dropped before the server answered, so the import may or may not have happened. Importing the file again is safe: nobody is added twice."
+    : "No connection: nothing was imported, and nothing changed. Your file is still picked: tap “Try again” when you have signal.";
+  return [h("p", { class: "error", role: "alert" }, message), again];
+}
+
 function importSection(csrfToken) {
-  const status = h("div", { class: "import-status", role: "status", "aria-live": "polite" });
+  const status = h("div", { class: "import-status", "aria-live": "polite" });
   const input = h("input", {
     type: "file",
     id: "import-file",
@@ -53,25 +107,34 @@ function importSection(csrfToken) {
     class: "file-input tap",
     accept: ".csv,.vcf,text/csv,text/vcard,text/x-vcard",
   });
-  input.addEventListener("change", async () => {
-    const file = input.files && input.files[0];
-    if (!file) return;
+
+  async function run(file) {
     input.disabled = true;
-    mount(status, h("p", {}, `Importing ${file.name}…`));
+    mount(status, h("p", { class: "importing" }, `Importing “${file.name}”…`));
+    let keep = false; // offline, the file stays picked for "Try again"
     try {
-      mount(status, summaryView(await upload(file, csrfToken)));
+      const result = await upload(file, csrfToken);
+      mount(status, summaryView(file, result));
+      refreshLocalCopy();
     } catch (err) {
-      mount(status, h("p", { class: "error", role: "alert" }, err.message || "The import failed."));
+      keep = err instanceof NoConnection;
+      if (keep) mount(status, ...offlineView(err, () => run(file)));
+      else mount(status, h("p", { class: "error", role: "alert" }, err.message || "The import failed."));
     } finally {
       input.disabled = false;
-      input.value = "";
+      if (!keep) input.value = "";
     }
+  }
+
+  input.addEventListener("change", () => {
+    const file = input.files && input.files[0];
+    if (file) run(file);
   });
   return h(
     "section",
     { class: "settings-block", "aria-labelledby": "import-heading" },
     h("h2", { id: "import-heading" }, "Import contacts"),
-    h("label", { class: "label", htmlFor: "import-file" }, "Import contacts (CSV or vCard)"),
+    h("label", { class: "label", htmlFor: "import-file" }, "Choose a CSV or vCard file"),
     input,
     h("p", { class: "hint" }, "Google or Outlook CSV, a spreadsheet saved as CSV, or a phone's .vcf file, up to 5 MB. Importing the same file again adds nobody twice."),
     status,
@@ -79,8 +142,19 @@ function importSection(csrfToken) {
 }
 
 function exportSection() {
-  const link = (path, label, filename) =>
-    h("a", { class: "btn tap", href: `${BASE}${path}`, download: filename }, label);
+  const status = h("div", { class: "export-status", "aria-live": "polite" });
+  const link = (path, label, filename) => {
+    const a = h("a", { class: "btn tap", href: `${BASE}${path}`, download: filename }, label);
+    a.addEventListener("click", (ev) => {
+      if (navigator.onLine !== false) {
+        mount(status);
+        return;
+      }
+      ev.preventDefault(); // a download needs the server: say so rather than fail in the browser
+      mount(status, h("p", { class: "error", role: "alert" }, "No connection: downloads need the server. Try again when you have signal."));
+    });
+    return a;
+  };
   return h(
     "section",
     { class: "settings-block", "aria-labelledby": "export-heading" },
@@ -91,6 +165,7 @@ function exportSection() {
       link("/export/clients.csv", "Download clients (CSV)", "touchbase-clients.csv"),
       link("/export/touches.csv", "Download call log (CSV)", "touchbase-calls.csv"),
     ),
+    status,
   );
 }
 
