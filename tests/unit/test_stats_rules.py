@@ -322,3 +322,11 @@ def test_any_input_gives_a_short_opener(days, note, points, company, prompts):
     assert text and text == text.strip()
     assert len(text) <= 400
     assert "\n" not in text
+
+
+def test_punctuation_only_notes_and_points_are_left_out() -> None:
+    """A talking point of "." once crashed the opener (and so GET /stats) with an IndexError."""
+    text = opener(
+        days_silent=40, last_note=" . ", talking_points=".\n- \n!", company=None, prompts=["Hi?"]
+    )
+    assert text == "It's been 5 weeks since you spoke. Hi?"

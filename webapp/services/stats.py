@@ -201,7 +201,7 @@ def _since(days_silent: int | None, company: str | None) -> str:
 def _first_point(talking_points: str | None) -> str | None:
     for line in (talking_points or "").splitlines():
         line = _BULLET.sub("", line).strip()
-        if line:
+        if any(ch.isalnum() for ch in line):  # a line of only "." or "-" says nothing
             return line
     return None
 
@@ -239,7 +239,7 @@ def opener(
     """  # noqa: E501
     parts = [_since(days_silent, company)]
     note = _clip(last_note, _NOTE_CHARS) if last_note and last_note.strip() else ""
-    if note:
+    if any(ch.isalnum() for ch in note):
         note = note.strip("\"'“”\u2018\u2019 ")
         if note and note[-1] in "?!…":
             parts.append(f"Last time: “{note}”")
