@@ -138,7 +138,8 @@ class Callback(Base):
             "done_at",
             "client_id",
         ),
-        sa.Index("ix_callbacks_client_status", "client_id", "status"),
+        # Each client's soonest open promise (services/clients.py), read in order from the index.
+        sa.Index("ix_callbacks_client_status_due", "client_id", "status", "due_at", "id"),
         sa.Index("ix_callbacks_status_due", "status", "due_at"),
         sa.Index("ix_callbacks_user_updated", "user_id", "updated_at"),
         # The dispatcher's queue: only the promises it may still have to push (dispatch.py).
