@@ -60,7 +60,7 @@ def dispatch_command(
             click.echo(
                 f"claimed {stats.claimed}, notified {stats.notified}, deferred {stats.deferred}, "
                 f"retrying {stats.retried}, failed {stats.failed}, no device {stats.no_device}, "
-                f"tests {stats.tests}"
+                f"tests {stats.tests}, digests {stats.digests}, weekly {stats.weekly}"
             )
         else:
             dispatch.install_signal_handlers(dispatcher)
