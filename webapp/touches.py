@@ -26,8 +26,9 @@ blp.before_request(require_login)
 @blp.alt_response(200, schema=TouchSchema, description="Replay of the same touch")
 def create_touch(data: dict[str, Any]) -> Any:
     """Log a call. Idempotent by ``id``: a replay answers 200, a different body 409."""
+    new = touches.prepare_touch(rep_id(), data)
     with db.fast_write() as conn:
-        touch, created = touches.record_touch(conn, rep_id(), data)
+        touch, created = touches.write_touch(conn, new)
     return touch if created else (touch, 200)
 
 
