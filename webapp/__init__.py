@@ -52,6 +52,16 @@ class SessionInterface(SecureCookieSessionInterface):
             now = int(time.time())
             if now - session.get("_seen", 0) > REFRESH_AFTER:
                 session["_seen"] = now
+        if session and not self.should_set_cookie(app, session):
+            # The common answer: a logged-in request that changed nothing, so the cookie stays
+            # as it is and only "Vary: Cookie" is due. (Flask's save_session gets there too,
+            # after reading seven cookie settings and parsing the Vary header to add one word.)
+            if session.accessed:
+                if "Vary" in response.headers:
+                    response.vary.add("Cookie")
+                else:
+                    response.headers["Vary"] = "Cookie"
+            return
         super().save_session(app, session, response)
 
     def get_cookie_secure(self, app: Flask) -> bool:
