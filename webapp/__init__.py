@@ -34,16 +34,17 @@ class SessionInterface(SecureCookieSessionInterface):
         self.verified = RecentlyVerified()
 
     def open_session(self, app: Flask, request: Any) -> Any:
-        """Open the signed cookie, skipping the signature check for a cookie seen a moment ago."""
-        value = request.cookies.get(self.get_cookie_name(app))
-        if not value:
-            return super().open_session(app, request)
-        data = self.verified.get(value)
+        """Open the signed cookie, skipping the signature check for a cookie seen a moment ago.
+
+        The memory is keyed by the whole Cookie header as received: the same bytes hold the
+        same session cookie, so even parsing the header can be skipped.
+        """
+        header = request.environ.get("HTTP_COOKIE")
+        data = self.verified.get(header) if header else MISSING
         if data is MISSING:
             session = super().open_session(app, request)
-            if session is None or not session:
-                return session
-            self.verified.put(value, dict(session))
+            if header and session:
+                self.verified.put(header, dict(session))
             return session
         return self.session_class(data)
 
