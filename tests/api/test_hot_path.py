@@ -178,3 +178,28 @@ def test_a_late_arrival_reads_a_range_of_the_log_not_all_of_it(sqlite_app):
     add_touches(20_000, -30_000)  # older history
     long = _recompute_steps(path, client_id)
     assert long <= short + 5, (short, long)
+
+
+def test_the_app_remembers_plain_functions_and_still_wraps_coroutines(app):
+    def plain() -> str:
+        return "plain"
+
+    async def coroutine() -> str:
+        return "awaited"
+
+    class Unhashable:
+        __hash__ = None  # type: ignore[assignment]
+
+        def __call__(self) -> str:
+            return "called"
+
+    assert app.ensure_sync(plain) is plain
+    assert app.ensure_sync(plain) is plain
+    unhashable = Unhashable()
+    assert app.ensure_sync(unhashable) is unhashable
+    try:
+        wrapped = app.ensure_sync(coroutine)
+    except RuntimeError:  # Flask's async support (asgiref) is not installed: still not cached
+        assert coroutine not in app._plain
+    else:
+        assert wrapped is not coroutine and wrapped() == "awaited"
