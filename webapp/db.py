@@ -17,8 +17,9 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+import weakref
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -77,6 +78,7 @@ class _State:
     engine: sa.Engine
     write_engine: sa.Engine
     writers: WriterQueue | None = None
+    kept: KeptConnections | None = None
     metadata: sa.MetaData = field(default_factory=lambda: Base.metadata)
 
     @property
@@ -159,6 +161,67 @@ class WriterQueue:
                 fcntl.flock(fd, fcntl.LOCK_UN)
 
 
+class _Held:
+    """One thread's kept connection (a weak-referenceable holder: sqlite3's are not)."""
+
+    def __init__(self, conn: Any, generation: int) -> None:
+        self.conn = conn
+        self.pid = os.getpid()
+        self.generation = generation
+
+
+class KeptConnections:
+    """Each thread's own SQLite connection for the hot path's writes, opened once and kept.
+
+    Taking a connection from SQLAlchemy's pool and giving it back (with its reset) was about
+    5% of logging a call. A SQLite connection is cheap to keep: each worker thread keeps one,
+    made by the engine (so ``_tune_sqlite``'s PRAGMAs apply) and then detached from the pool.
+    It is closed when its thread ends, dropped (and made again next time) when a rollback
+    fails, and closed by ``engine.dispose()``. A forked child makes its own and leaves its
+    parent's alone: SQLite connections must not cross a fork.
+    """
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self._local = threading.local()
+        self._held: weakref.WeakSet[_Held] = weakref.WeakSet()
+        self._inherited: list[_Held] = []  # a parent's, kept open and unused after a fork
+        self._generation = 0
+        self._lock = threading.Lock()
+        sa.event.listen(engine, "engine_disposed", self.close_all)
+
+    def get(self) -> Any:
+        """This thread's connection (the driver's own), made on first use."""
+        held: _Held | None = getattr(self._local, "held", None)
+        if held is not None and held.pid == os.getpid() and held.generation == self._generation:
+            return held.conn
+        if held is not None and held.pid != os.getpid():
+            self._inherited.append(held)
+        fairy = self.engine.raw_connection()
+        fairy.detach()  # ours now: the pool neither counts it nor resets it
+        held = self._local.held = _Held(fairy.dbapi_connection, self._generation)
+        with self._lock:
+            self._held.add(held)
+        return held.conn
+
+    def drop(self) -> None:
+        """Forget this thread's connection (after an error it may not survive)."""
+        held = getattr(self._local, "held", None)
+        self._local.held = None
+        if held is not None and held.pid == os.getpid():
+            with suppress(Exception):
+                held.conn.close()
+
+    def close_all(self, _engine: Any = None) -> None:
+        """Close every thread's connection of this process (on ``engine.dispose()``)."""
+        with self._lock:
+            self._generation += 1
+            held = [h for h in self._held if h.pid == os.getpid()]
+        for h in held:
+            with suppress(Exception):
+                h.conn.close()
+
+
 def writer_queue(engine: sa.Engine) -> WriterQueue | None:
     """The queue for ``engine``'s database file (SQLite on disk only)."""
     database = engine.url.database
@@ -173,8 +236,12 @@ class Database:
     def init_app(self, app: Flask) -> None:
         engine = make_engine(app.config["DATABASE_URL"])
         write_engine = engine.execution_options(sqlite_immediate=True)
+        writers = writer_queue(engine)
         app.extensions["sqlalchemy"] = _State(
-            engine=engine, write_engine=write_engine, writers=writer_queue(engine)
+            engine=engine,
+            write_engine=write_engine,
+            writers=writers,
+            kept=KeptConnections(engine) if writers else None,
         )
         app.teardown_appcontext(self._close_session)
 
@@ -208,24 +275,37 @@ class Database:
         """Like ``write``, but straight on the driver's connection, for ``Prepared`` statements.
 
         For the hot path (logging a call): the same one short IMMEDIATE transaction, without
-        SQLAlchemy's per-statement execution layer. On SQLite, concurrent callers take turns
-        through the ``WriterQueue`` before they ask for SQLite's lock.
+        SQLAlchemy's per-statement execution layer. On SQLite, on the thread's own kept
+        connection (``KeptConnections``), with concurrent callers taking turns through the
+        ``WriterQueue`` before they ask for SQLite's lock.
         """
         state = self._state
         engine = state.engine
-        raw = engine.raw_connection()
-        try:
-            with state.writers.turn() if state.writers else nullcontext():
+        if state.writers is None or state.kept is None:  # PostgreSQL: the pool, pre-ping and all
+            raw = engine.raw_connection()
+            try:
+                if engine.dialect.name == "sqlite":  # (in memory)
+                    raw.driver_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
+                yield Writer(raw.cursor(), engine.dialect)
+                raw.commit()
+            except BaseException:
+                raw.rollback()
+                raise
+            finally:
+                raw.close()  # back to the pool
+            return
+        conn = state.kept.get()
+        with state.writers.turn():
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                yield Writer(conn.cursor(), engine.dialect)
+                conn.commit()
+            except BaseException:
                 try:
-                    if engine.dialect.name == "sqlite":
-                        raw.driver_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
-                    yield Writer(raw.cursor(), engine.dialect)
-                    raw.commit()
-                except BaseException:
-                    raw.rollback()
-                    raise
-        finally:
-            raw.close()  # back to the pool
+                    conn.rollback()
+                except Exception:
+                    state.kept.drop()
+                raise
 
     @staticmethod
     def _close_session(_exc: BaseException | None) -> None:
