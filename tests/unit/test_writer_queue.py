@@ -1,0 +1,98 @@
+"""SQLite's hot-path writers: turns in the kernel (``db.WriterQueue``) and a kept connection per
+thread (``db.KeptConnections``), across threads, forks and ``dispose()``."""
+
+from __future__ import annotations
+
+import fcntl
+import gc
+import multiprocessing
+import os
+import sqlite3
+import threading
+from typing import Any
+
+import pytest
+
+from webapp.db import KeptConnections, WriterQueue
+
+
+def _try_the_turn(queue: WriterQueue, result: Any) -> None:
+    try:
+        fcntl.flock(queue._file(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        result.value = 0
+    else:
+        result.value = 1
+
+
+def test_writers_of_one_file_take_turns_across_processes(tmp_path):
+    queue = WriterQueue(str(tmp_path / "db-writers"))
+    fork = multiprocessing.get_context("fork")
+
+    def other_process_gets_the_turn() -> bool:
+        result = fork.Value("i", -1)
+        # The child inherits ``queue`` as it is, descriptor included: it must open its own.
+        child = fork.Process(target=_try_the_turn, args=(queue, result))
+        child.start()
+        child.join()
+        assert child.exitcode == 0
+        return bool(result.value)
+
+    with queue.turn():
+        assert not other_process_gets_the_turn()
+        assert queue._pid == os.getpid()
+    assert other_process_gets_the_turn()
+
+
+def _engine(tmp_path: Any) -> Any:
+    from webapp.db import make_engine
+
+    return make_engine(f"sqlite:///{tmp_path / 'kept.db'}")
+
+
+def test_a_thread_keeps_its_connection_until_dispose(tmp_path):
+    engine = _engine(tmp_path)
+    kept = KeptConnections(engine)
+    first = kept.get()
+    assert kept.get() is first
+    assert first.execute("PRAGMA journal_mode").fetchone()[0] == "wal"  # made by the engine
+    engine.dispose()
+    with pytest.raises(sqlite3.ProgrammingError):
+        first.execute("SELECT 1")  # closed
+    second = kept.get()
+    assert second is not first and second.execute("SELECT 1").fetchone() == (1,)
+    engine.dispose()
+
+
+def test_each_thread_has_its_own_and_lets_it_go_at_the_end(tmp_path):
+    engine = _engine(tmp_path)
+    kept = KeptConnections(engine)
+    mine = kept.get()
+    seen: list[Any] = []
+    thread = threading.Thread(target=lambda: seen.append(id(kept.get())))
+    thread.start()
+    thread.join()
+    assert seen and seen[0] != id(mine)
+    gc.collect()
+    assert len(kept._held) == 1  # the ended thread's holder is gone with its thread
+    engine.dispose()
+
+
+def _child_connection(kept: KeptConnections, result: Any) -> None:
+    parent = kept._local.held
+    conn = kept.get()
+    result.value = int(conn is not parent.conn and parent in kept._inherited)
+
+
+def test_a_forked_child_makes_its_own_and_leaves_the_parents_alone(tmp_path):
+    engine = _engine(tmp_path)
+    kept = KeptConnections(engine)
+    parent = kept.get()
+    fork = multiprocessing.get_context("fork")
+    result = fork.Value("i", -1)
+    child = fork.Process(target=_child_connection, args=(kept, result))
+    child.start()
+    child.join()
+    assert child.exitcode == 0 and result.value == 1
+    assert parent.execute("SELECT 1").fetchone() == (1,)  # still open here
+    engine.dispose()
