@@ -11,7 +11,6 @@ recognised (200, not a second row).
 
 from __future__ import annotations
 
-import base64
 import os
 import shutil
 import subprocess
@@ -25,26 +24,12 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import PASSWORD, PG_URL, Rep
+from tests.push.fake_service import browser_keys
 from webapp import create_app
 from webapp.extensions import alembic
 from webapp.services.backup import TABLES, libpq_conninfo
 
 WAIT = 60.0
-
-
-def _keys() -> dict[str, str]:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    point = (
-        ec.generate_private_key(ec.SECP256R1())
-        .public_key()
-        .public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
-    )
-    return {
-        "p256dh": base64.urlsafe_b64encode(point).rstrip(b"=").decode(),
-        "auth": base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode(),
-    }
 
 
 def _seed(rep: Rep, other: Rep) -> None:
@@ -55,7 +40,8 @@ def _seed(rep: Rep, other: Rep) -> None:
             promise = rep.touch(client["id"], "left_message", callback_at="2031-01-02T15:00:00Z")
             assert promise.status_code == 201
     assert other.add_client("Other's Client")["id"]
-    sub = {"endpoint": f"https://fcm.googleapis.com/fcm/send/{uuid.uuid4()}", "keys": _keys()}
+    endpoint = f"https://fcm.googleapis.com/fcm/send/{uuid.uuid4()}"
+    sub = {"endpoint": endpoint, "keys": browser_keys()}
     assert rep.post("/push/subscriptions", sub).status_code == 201
 
 

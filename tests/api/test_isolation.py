@@ -11,7 +11,6 @@ matrix nor listed as public makes ``test_matrix_covers_every_route`` fail until 
 
 from __future__ import annotations
 
-import base64
 import io
 import re
 import uuid
@@ -20,10 +19,9 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.conftest import Rep
+from tests.push.fake_service import browser_keys
 
 API = "/api/v1"
 
@@ -70,7 +68,7 @@ def world(rep: Rep, other_rep: Rep) -> dict[str, Any]:
     assert promise.status_code == 201, promise.json
     assert rep.touch(second["id"], "no_answer").status_code == 201
     own = other_rep.add_client("Bea Own")
-    browser = rep.post("/push/subscriptions", {"endpoint": A_ENDPOINT, "keys": _keys()})
+    browser = rep.post("/push/subscriptions", {"endpoint": A_ENDPOINT, "keys": browser_keys()})
     assert browser.status_code == 201, browser.json
     return {
         "a": rep,
@@ -362,23 +360,10 @@ def _stats(world) -> None:
 A_ENDPOINT = "https://fcm.googleapis.com/fcm/send/a-secret-browser"
 
 
-def _keys() -> dict[str, str]:
-    """Push keys of a new browser: a P-256 point and a 16-byte secret, base64url."""
-    point = (
-        ec.generate_private_key(ec.SECP256R1())
-        .public_key()
-        .public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
-    )
-    return {
-        "p256dh": base64.urlsafe_b64encode(point).rstrip(b"=").decode(),
-        "auth": base64.urlsafe_b64encode(bytes(range(16))).rstrip(b"=").decode(),
-    }
-
-
 def _subscribe(world) -> None:
     b = world["b"]
     mine = "https://fcm.googleapis.com/fcm/send/b-own-browser"
-    resp = b.post("/push/subscriptions", {"endpoint": mine, "keys": _keys()})
+    resp = b.post("/push/subscriptions", {"endpoint": mine, "keys": browser_keys()})
     assert resp.status_code == 201 and resp.json["endpoint"] == mine
     _assert_no_secrets(resp)
     assert A_ENDPOINT not in resp.get_data(as_text=True)

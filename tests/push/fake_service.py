@@ -50,6 +50,14 @@ def public_point(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
+def browser_keys() -> dict[str, str]:
+    """Push keys of a new browser, as it posts them: a P-256 point and a 16-byte secret."""
+    return {
+        "p256dh": b64url(public_point(ec.generate_private_key(ec.SECP256R1()))),
+        "auth": b64url(os.urandom(16)),
+    }
+
+
 @dataclass
 class Subscriber:
     """A browser: its own key pair and auth secret, and the endpoint the service gave it."""
