@@ -71,6 +71,8 @@ def serve() -> int:
         "8",
         "--access-logfile",
         "-",
+        # No control socket in $HOME: two checkouts (or a test beside a dev server) would share it.
+        "--no-control-socket",
         "wsgi:app",
     ]
     # One dispatcher sends the push reminders; with SQLite its claims queue behind web writes

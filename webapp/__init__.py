@@ -156,7 +156,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     api.register_blueprint(stats_api.blp, url_prefix=API_PREFIX)
     app.register_blueprint(imports.feed_bp)
     cli.init_app(app)
-    from . import pwa
+    from . import ops, pwa
 
     app.register_blueprint(pwa.bp)
+    ops.init_app(app)
     return app

@@ -26,13 +26,39 @@ def _env(name: str) -> str | None:
     return value if value not in (None, "") else None
 
 
+ENVIRONMENTS = ("development", "production")
+LOG_FORMATS = ("text", "json")
+MIN_SECRET_LENGTH = 32
+
+
 def load_settings(instance_path: str) -> dict[str, Any]:
-    """Return the Flask config built from the environment and the instance folder."""
+    """Return the Flask config built from the environment and the instance folder.
+
+    In production (``TOUCHBASE_ENV=production``) nothing secret is made up: the app refuses to
+    start unless the secret key, the VAPID key and the VAPID subject are given, because several
+    hosts must share them (a key made on one host would log reps out on the next, and break every
+    push subscription).
+    """
+    environment = (_env("ENV") or "development").lower()
+    if environment not in ENVIRONMENTS:
+        raise RuntimeError(f"{PREFIX}ENV must be development or production, not {environment!r}")
+    production = environment == "production"
+    if production:
+        _check_production()
+    log_format = (_env("LOG_FORMAT") or ("json" if production else "text")).lower()
+    if log_format not in LOG_FORMATS:
+        raise RuntimeError(f"{PREFIX}LOG_FORMAT must be text or json, not {log_format!r}")
     Path(instance_path).mkdir(parents=True, exist_ok=True)
     database_url = _env("DATABASE_URL") or "sqlite:///" + os.path.join(
         instance_path, "touchbase.db"
     )
     settings: dict[str, Any] = {
+        "ENVIRONMENT": environment,
+        "LOG_FORMAT": log_format,
+        # Secure cookies always in production (behind the TLS proxy); otherwise only over HTTPS.
+        "SESSION_COOKIE_SECURE": production,
+        # /metrics answers only with this bearer token, and not at all without one.
+        "METRICS_TOKEN": _env("METRICS_TOKEN"),
         "DATABASE_URL": database_url,
         "SECRET_KEY": _env("SECRET_KEY") or _instance_secret(instance_path),
         "DEFAULT_REGION": (_env("DEFAULT_REGION") or "US").upper(),
@@ -55,6 +81,27 @@ def load_settings(instance_path: str) -> dict[str, Any]:
             except ValueError as exc:
                 raise RuntimeError(f"{PREFIX}{name} must be a whole number, not {raw!r}") from exc
     return settings
+
+
+def _check_production() -> None:
+    """Refuse to start in production without the settings every host must share."""
+    problems = []
+    secret = _env("SECRET_KEY")
+    if secret is None:
+        problems.append(f"{PREFIX}SECRET_KEY is not set")
+    elif len(secret) < MIN_SECRET_LENGTH:
+        problems.append(f"{PREFIX}SECRET_KEY is shorter than {MIN_SECRET_LENGTH} characters")
+    if _env("VAPID_PRIVATE_KEY") is None:
+        problems.append(f"{PREFIX}VAPID_PRIVATE_KEY is not set")
+    subject = _env("VAPID_SUBJECT")
+    if subject is None:
+        problems.append(f"{PREFIX}VAPID_SUBJECT is not set (mailto: or https: of whoever runs it)")
+    elif subject.endswith("@localhost"):
+        problems.append(f"{PREFIX}VAPID_SUBJECT must be a real contact, not {subject!r}")
+    if problems:
+        raise RuntimeError(
+            "Refusing to start in production: " + "; ".join(problems) + ". See docs/deploy.md."
+        )
 
 
 def _ratelimit_settings(storage_uri: str) -> dict[str, Any]:

@@ -163,6 +163,10 @@ def test_database_cut_under_load_answers_503_then_recovers_by_itself(proxied):
         )
         # The shell does not need the database: the phone can still open the app.
         assert app.test_client().get("/").status_code == 200
+        # The load balancer's health check says so, and takes this host out of rotation.
+        health = app.test_client().get("/healthz")
+        assert health.status_code == 503, health.json
+        assert health.json == {"status": "unavailable", "database": "unreachable"}
         down = load.since(time.monotonic())
         load.wait_for("answers while cut", lambda: len(load.since(cut_at)) >= 20)
 
@@ -173,6 +177,7 @@ def test_database_cut_under_load_answers_503_then_recovers_by_itself(proxied):
             lambda: any(a.status < 300 for a in load.since(restored_at)),
         )
         first_ok = min(a.started for a in load.since(restored_at) if a.status < 300)
+        assert app.test_client().get("/healthz").json["status"] == "ok"
         load.wait_for("30 answers after recovery", lambda: len(load.since(first_ok)) >= 30)
     finally:
         load.stop.set()
