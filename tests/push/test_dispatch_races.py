@@ -8,6 +8,7 @@ push and records which callback it carried.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -117,3 +118,9 @@ def test_a_dispatcher_killed_mid_batch_loses_nothing(pg_app):
     assert set(sent) == set(ids)
     # Only the killed batch's pushes, sent but not yet recorded, can have gone out twice.
     assert sum(n - 1 for n in sent.values()) <= batch
+    # And a repeat is the same message to the phone: the same Topic (the push service replaces
+    # one not yet delivered) and the same notification tag (the phone replaces one it shows).
+    for callback_id in (cid for cid, n in sent.items() if n > 1):
+        pushes = [p for p in service.accepted() if p.payload["callback_id"] == callback_id]
+        assert len({p.headers["topic"] for p in pushes}) == 1
+        assert len({json.dumps(p.payload, sort_keys=True) for p in pushes}) == 1
