@@ -13,7 +13,8 @@ Identifiers are kept as written (no renaming), so the served code reads like the
 
 Anything unexpected makes :func:`minify` hand back the source as written, with a warning logged:
 a parse with an ERROR or MISSING node, an HTML-like comment (``<!--``), text between two tokens
-that is not whitespace or a comment, or an output whose tokens differ from the source's.
+that is not whitespace or a comment, or an output that reads differently (other tokens, or a
+line break more or less between two of them).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 LANGUAGE = tree_sitter.Language(tree_sitter_javascript.language())
 # Tokens whose text is copied whole: nothing inside them is spacing.
 ATOMIC = {"string", "regex"}
+# What comes before a token.
+NOTHING, SPACING, LINE_BREAK = 0, 1, 2
 LINE_BREAKS = (b"\n", b"\r", "\u2028".encode(), "\u2029".encode())
 # Every JavaScript punctuator: a gap between two of them stays " " when the pair would read as a
 # longer one (`+ +` is not `++`).
@@ -121,15 +124,12 @@ def reading(source: bytes) -> list[tuple[bytes, str, int]]:
     return read
 
 
-NOTHING, SPACING, LINE_BREAK = 0, 1, 2
-
-
 def _gap(source: bytes, start: int, end: int, comments: list[tuple[int, int]]) -> int:
     """What the text between two tokens is, checked to be only whitespace and comments."""
     if start == end:
         return NOTHING
     gap = source[start:end]
-    if not gap.isspace():  # not only ASCII whitespace, the usual case: comments, or others
+    if not gap.isspace():  # more than ASCII whitespace: it must be comments and whitespace
         rest, pos = [], start
         i = bisect.bisect_left(comments, (start, start))
         while i < len(comments) and comments[i][0] < end:
