@@ -8,6 +8,7 @@ it, so a machine without it is a broken setup that must not pass quietly.
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import shutil
@@ -20,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from webapp import scheduling
+from webapp import pwa, scheduling
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,6 +38,12 @@ def _node() -> str:
     return node
 
 
+@functools.cache
+def _served_shell() -> pwa.Shell:
+    return pwa.build_shell(pwa.DEFAULT_STATIC)
+
+
+@pytest.mark.parametrize("as_served", [False, True], ids=["source", "served"])
 @pytest.mark.parametrize(
     "path",
     sorted(
@@ -45,9 +52,16 @@ def _node() -> str:
         for p in (ROOT / folder).rglob("*.js")
     ),
 )
-def test_shell_module_parses(path: str) -> None:
-    """Every module of the app shell is valid JavaScript: one syntax error blanks the whole app."""
+def test_shell_module_parses(path: str, as_served: bool) -> None:
+    """Every module of the app shell is valid JavaScript, as written and as served (minified,
+    webapp/js_minify.py): one syntax error blanks the whole app."""
     source = (ROOT / path).read_text(encoding="utf-8")
+    if as_served:
+        shell = _served_shell()
+        if path == "service_worker/sw.js":
+            source = shell.sw_js.decode("utf-8")
+        else:
+            source = shell.assets[path.removeprefix("static/")].decode("utf-8")
     result = subprocess.run(
         [_node(), "--check", "--input-type=module"],
         input=source,
