@@ -253,7 +253,6 @@ class Rep:
     token: str
     clients: list[str]
     promise_clients: list[str]
-    subscriber: str
 
 
 @dataclass
@@ -488,7 +487,7 @@ def set_up_rep(i: int, host: Host, other: Host, service: FakePushService, args: 
     me = other_http.patch(other.base + API + "/me", json={"daily_goal": 12}, headers=headers)
     if me.status_code != 200 or me.json()["email"] != email:
         raise RuntimeError(f"{email}'s session does not work on host {other.name}: {me.text}")
-    return Rep(email, cookie, token, calls, promises, sub.id)
+    return Rep(email, cookie, token, calls, promises)
 
 
 def lua_script(reps: list[Rep], threads: int) -> str:
