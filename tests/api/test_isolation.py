@@ -30,7 +30,6 @@ PUBLIC = {
     ("GET", "/api/v1/csrf"),
     ("POST", "/api/v1/auth/register"),
     ("POST", "/api/v1/auth/login"),
-    ("POST", "/api/v1/auth/logout"),
     ("GET", "/api/v1/openapi.json"),
     # The VAPID public key: the same for everyone, and meant to be public.
     ("GET", "/api/v1/push/key"),
@@ -101,7 +100,7 @@ def _snapshot(app, user_id: str) -> dict[str, list[tuple]]:
                 sa.text("SELECT * FROM users WHERE id = :u"), {"u": user_id}
             ).all()
         }
-        for table in ("clients", "touches", "callbacks", "push_subscriptions"):
+        for table in ("clients", "touches", "callbacks", "push_subscriptions", "sessions"):
             rows[table] = conn.execute(
                 sa.text(f"SELECT * FROM {table} WHERE user_id = :u ORDER BY id"), {"u": user_id}
             ).all()
@@ -435,6 +434,25 @@ def _rotate_calendar(world) -> None:
     _assert_no_secrets(feed)
 
 
+def _a_still_logged_in(world) -> None:
+    a = world["a"]
+    assert a.get("/me").json["id"] == a.user["id"]
+    assert world["client"]["id"] in {c["id"] for c in a.get("/clients").json["items"]}
+
+
+def _logout(world) -> None:
+    # B's logout ends B's session only.
+    b = world["b"]
+    assert b.post("/auth/logout").status_code == 204
+    assert b.get("/me").status_code == 401
+
+
+def _logout_all(world) -> None:
+    b = world["b"]
+    assert b.post("/auth/logout-all").status_code == 204
+    assert b.get("/me").status_code == 401
+
+
 SCOPED_CALLS = {
     ("GET", "/api/v1/me"): _get_me,
     ("PATCH", "/api/v1/me"): _patch_me,
@@ -454,6 +472,8 @@ SCOPED_CALLS = {
     ("GET", "/api/v1/export/touches.csv"): _export_touches,
     ("GET", "/api/v1/calendar"): _get_calendar,
     ("POST", "/api/v1/calendar/rotate"): _rotate_calendar,
+    ("POST", "/api/v1/auth/logout"): _logout,
+    ("POST", "/api/v1/auth/logout-all"): _logout_all,
 }
 
 
@@ -465,3 +485,4 @@ def test_scoped_routes_answer_with_own_data_only(app, world, method, path):
     rows_before = _snapshot(app, a.user["id"])
     SCOPED_CALLS[(method, path)](world)
     assert _snapshot(app, a.user["id"]) == rows_before
+    _a_still_logged_in(world)
