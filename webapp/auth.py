@@ -1,5 +1,5 @@
-"""Accounts API: CSRF token, register, log in, log out (here or everywhere), and the rep's
-settings (/me)."""
+"""Accounts API: CSRF token, register, log in, log out (here or everywhere), the rep's settings
+(/me), and deleting the account."""
 
 from __future__ import annotations
 
@@ -19,15 +19,17 @@ from .schemas import (
     CsrfSchema,
     LoginSchema,
     MeUpdateSchema,
+    PasswordSchema,
     RegisterSchema,
     UserSchema,
 )
-from .security import CurrentUser, current_rep, login_first, rep_id, set_rep
+from .security import CurrentUser, current_rep, load_user, login_first, rep_id, set_rep
 from .services import accounts
 
 blp = Blueprint("auth", __name__, description="Accounts and settings")
 
-# Failed password checks, per account and per address.
+# Failed password checks, per account and per address. Logging in and deleting the account
+# share the same counts, so neither can be used to guess a password the other would not allow.
 LOGIN_LIMIT = "10 per minute"
 # A session row lives as long as its cookie could (a rolling 60 days), and a day more: the
 # cookie and the row are each refreshed at most once a day.
@@ -45,9 +47,19 @@ def _login_account_key() -> str:
     return "address:" + client_address()
 
 
+def _rep_account_key() -> str:
+    # Deleting the account: the logged-in rep's own email, so the count is the login's.
+    rep = load_user()
+    return "account:" + rep.email if rep is not None else "address:" + client_address()
+
+
 def _failed(response: Any) -> bool:
     # Only failed attempts count: a rep who logs in fine ten times is not an attacker.
     return response.status_code == 401
+
+
+def _wrong_password(response: Any) -> bool:
+    return response.status_code == 403
 
 
 def _forget_session() -> None:
@@ -146,3 +158,29 @@ def update_me(data: dict[str, Any]) -> dict[str, Any]:
     """Change name, time zone, daily goal, quiet hours, reconnect window, call time, tiers."""
     user = accounts.update_settings(db.session, rep_id(), data)
     return accounts.user_dict(user)
+
+
+@blp.route("/me", methods=["DELETE"])
+@limiter.shared_limit(
+    LOGIN_LIMIT, "login-acct", key_func=_rep_account_key, deduct_when=_wrong_password
+)
+@limiter.shared_limit(
+    LOGIN_LIMIT, "login-addr", key_func=client_address, deduct_when=_wrong_password
+)
+@login_first
+@blp.arguments(PasswordSchema())
+@blp.response(204)
+def delete_me(data: dict[str, Any]) -> None:
+    """Delete the account and everything of it, for good; the password is asked again.
+
+    Clients, calls, promises, push subscriptions, sessions, settings and the calendar feed are
+    deleted at once, and every session ends. 403 on a wrong password (nothing is deleted; it
+    counts toward the login's limit of 10 failures a minute, then 429).
+    """
+    user_id = rep_id()
+    if not accounts.password_matches(db.session, user_id, data["password"]):
+        message = "That is not your password: nothing was deleted."
+        raise ApiError(403, message, code="wrong_password")
+    accounts.delete_account(db.session, user_id)
+    db.session.commit()
+    _forget_session()

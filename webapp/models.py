@@ -142,6 +142,9 @@ class Callback(Base):
         sa.Index("ix_callbacks_client_status_due", "client_id", "status", "due_at", "id"),
         sa.Index("ix_callbacks_status_due", "status", "due_at"),
         sa.Index("ix_callbacks_user_updated", "user_id", "updated_at"),
+        # Deleting touches (a deleted account) sets their promises' touch_id to null: without
+        # this, each deleted touch read the whole table to find them (migration 0008).
+        sa.Index("ix_callbacks_touch", "touch_id"),
         # The dispatcher's queue: only the promises it may still have to push (dispatch.py).
         sa.Index(
             "ix_callbacks_dispatch",

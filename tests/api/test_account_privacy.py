@@ -1,4 +1,5 @@
-"""Sessions (issue 7): a logout really ends the session, everywhere at once.
+"""Privacy and sessions (issue 7): a rep deletes their account; a logout really ends the
+session, everywhere at once.
 
 Sessions are rows (``sessions``) that the signed cookie names. Checked here, on both databases:
 
@@ -8,6 +9,9 @@ Sessions are rows (``sessions``) that the signed cookie names. Checked here, on 
   out; the per-request load is one select, by primary key on both tables;
 - sessions nobody has used for longer than a cookie lives are pruned at the next login, and a
   session in use is marked seen once a day;
+- ``DELETE /me`` with the password deletes every row of the rep's in every table of the
+  database (counted table by table) and nothing of anyone else's; a wrong password deletes
+  nothing, answers 403 in the error shape and counts toward the login's rate limit;
 - migration 0008 goes down and up again without losing data.
 """
 
@@ -17,9 +21,10 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
-from tests.conftest import PASSWORD, Rep
+from tests.conftest import PASSWORD, Rep, register_rep
 from tests.push.fake_service import browser_keys
 from webapp import security
 from webapp.auth import SESSION_KEEP_DAYS
@@ -53,6 +58,52 @@ def _copy(app, rep: Rep) -> Rep:
     client = app.test_client()
     client.set_cookie(COOKIE, rep.client.get_cookie(COOKIE).value)
     return Rep(client, rep.user, rep.token)
+
+
+def _fill(rep: Rep, endpoint: str, tag: str) -> dict[str, Any]:
+    """Clients (one archived), calls, an open and a kept promise, a browser, a calendar feed."""
+    first = rep.add_client(f"{tag} First", phone="312-555-0101", tags=["A"])
+    second = rep.add_client(f"{tag} Second", notes="private notes")
+    gone = rep.add_client(f"{tag} Archived")
+    assert rep.touch(first["id"], "reached", note=f"{tag} note").status_code == 201
+    promise = rep.touch(first["id"], "left_message", callback_at="2031-01-02T15:00:00+00:00")
+    assert promise.status_code == 201
+    kept = rep.touch(second["id"], "no_answer", callback_at="2030-01-02T15:00:00+00:00")
+    assert rep.touch(second["id"], "reached").status_code == 201  # keeps that promise
+    assert rep.delete(f"/clients/{gone['id']}").status_code == 204
+    keys = browser_keys()
+    assert rep.post("/push/subscriptions", {"endpoint": endpoint, "keys": keys}).status_code == 201
+    feed = rep.get("/calendar")
+    assert feed.status_code == 200
+    assert (
+        rep.patch("/me", {"prompts": [f"{tag} prompt"], "digest_time": "07:30"}).status_code == 200
+    )
+    return {
+        "clients": {first["id"], second["id"], gone["id"]},
+        "callbacks": {promise.json["callback_id"], kept.json["callback_id"]},
+        "keys": keys,
+        "feed": feed.json["url"],
+    }
+
+
+def _rows_of(app, user_id: str) -> dict[str, list[tuple]]:
+    """Every row that belongs to the rep, in every table the database has (not only the ones
+    the app's models know): ``users`` by id, every other table by its ``user_id``."""
+    engine = _engine(app)
+    found: dict[str, list[tuple]] = {}
+    inspector = sa.inspect(engine)
+    with engine.connect() as conn:
+        for table in inspector.get_table_names():
+            columns = {c["name"] for c in inspector.get_columns(table)}
+            if table == "users":
+                where = "id = :u"
+            elif "user_id" in columns:
+                where = "user_id = :u"
+            else:
+                continue
+            rows = conn.execute(sa.text(f"SELECT * FROM {table} WHERE {where}"), {"u": user_id})
+            found[table] = sorted(tuple(map(str, row)) for row in rows)
+    return found
 
 
 def _sessions(app, user_id: str) -> list[Any]:
@@ -219,6 +270,123 @@ def test_a_session_seen_today_is_not_written_again(app, rep):
         sa.event.remove(engine, "before_cursor_execute", count)
 
 
+# ---- deleting the account -------------------------------------------------------------------
+
+
+def test_deleting_the_account_removes_every_row_of_the_rep_and_nothing_else(app, rep, other_rep):
+    mine = _fill(rep, A_ENDPOINT, "Ann")
+    theirs = _fill(other_rep, B_ENDPOINT, "Bea")
+    phone = _login(app)  # a second session of the rep's
+    before_a, before_b = _rows_of(app, rep.user["id"]), _rows_of(app, other_rep.user["id"])
+    # Every table of the rep's has something in it, so "0 left" below means something.
+    assert {t for t, rows in before_a.items() if rows} >= {
+        "users",
+        "clients",
+        "touches",
+        "callbacks",
+        "push_subscriptions",
+        "sessions",
+    }
+    assert {t for t, rows in before_a.items() if not rows} == set()
+
+    resp = rep.delete("/me", {"password": PASSWORD})
+    assert resp.status_code == 204 and resp.get_data() == b""
+    assert rep.client.get_cookie(COOKIE) is None
+
+    assert _rows_of(app, rep.user["id"]) == {table: [] for table in before_a}
+    assert _rows_of(app, other_rep.user["id"]) == before_b
+    # Nothing of the rep's is left anywhere in the text of the database either.
+    with _engine(app).connect() as conn:
+        for table in before_a:
+            dump = str(conn.execute(sa.text(f"SELECT * FROM {table}")).all())
+            for secret in (rep.user["id"], "Ann First", "Ann note", A_ENDPOINT, *mine["clients"]):
+                assert secret not in dump, (table, secret)
+    # Every session ended, the calendar feed is gone, and the other rep works as before.
+    _assert_error(phone.get("/me"), 401, "unauthorized")
+    feed_path = "/" + mine["feed"].split("://", 1)[1].split("/", 1)[1]
+    assert app.test_client().get(feed_path).status_code == 404
+    other_feed = "/" + theirs["feed"].split("://", 1)[1].split("/", 1)[1]
+    assert app.test_client().get(other_feed).status_code == 200
+    assert len(other_rep.get("/clients").json["items"]) == 2
+    # The email is free again: a new account, empty.
+    fresh = register_rep(app)
+    assert fresh.user["id"] != rep.user["id"]
+    assert fresh.get("/clients").json["items"] == []
+
+
+def test_a_wrong_password_deletes_nothing_and_counts_as_a_failed_login(app, rep):
+    _fill(rep, A_ENDPOINT, "Ann")
+    before = _rows_of(app, rep.user["id"])
+    for _ in range(10):
+        wrong = rep.delete("/me", {"password": "not my password"})
+        _assert_error(wrong, 403, "wrong_password")
+    assert _rows_of(app, rep.user["id"]) == before
+    assert rep.get("/me").status_code == 200  # still logged in
+    # The eleventh try waits, even with the right password; and so does logging in to this
+    # account, from anywhere (the per-account count), while other accounts elsewhere do not.
+    limited = rep.delete("/me", {"password": PASSWORD})
+    _assert_error(limited, 429, "rate_limited")
+    assert int(limited.headers["Retry-After"]) > 0
+    elsewhere = _other_address(app)
+    _assert_error(elsewhere("rep@example.com", PASSWORD), 429, "rate_limited")
+    _assert_error(elsewhere("someone@example.com", "a guess"), 401, "invalid_credentials")
+    assert _rows_of(app, rep.user["id"]) == before
+
+
+def _other_address(app):
+    """Log in attempts from another address than the test client's usual 127.0.0.1."""
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = "192.0.2.7"
+    token = client.get(f"{API}/csrf").json["csrf_token"]
+
+    def login(email: str, password: str):
+        body = {"email": email, "password": password}
+        return client.post(f"{API}/auth/login", json=body, headers={"X-CSRFToken": token})
+
+    return login
+
+
+def test_failed_logins_count_toward_deleting_too(app, rep):
+    # Ten wrong passwords for this account from elsewhere: the rep's own phone (another
+    # address) cannot try more through DELETE /me either.
+    elsewhere = _other_address(app)
+    for _ in range(10):
+        assert elsewhere("rep@example.com", "guess").status_code == 401
+    _assert_error(rep.delete("/me", {"password": "another guess"}), 429, "rate_limited")
+    assert rep.get("/me").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "body",
+    [None, {}, {"password": None}, {"password": 12345}, {"password": "x" * 1025}, ["pw"]],
+    ids=["no body", "empty", "null", "number", "too long", "list"],
+)
+def test_deleting_needs_the_password_in_a_json_body(app, rep, body):
+    resp = rep.delete("/me", body)
+    assert resp.status_code == 422, resp.json
+    assert set(resp.json) == {"error"} and resp.json["error"]["code"] == "invalid"
+    assert rep.get("/me").status_code == 200
+
+
+def test_deleting_needs_a_session_and_the_csrf_token(app, rep):
+    anonymous = app.test_client()
+    token = anonymous.get(f"{API}/csrf").json["csrf_token"]
+    nobody = anonymous.delete(
+        f"{API}/me", json={"password": PASSWORD}, headers={"X-CSRFToken": token}
+    )
+    _assert_error(nobody, 401, "unauthorized")
+    no_token = rep.client.delete(f"{API}/me", json={"password": PASSWORD})
+    _assert_error(no_token, 400, "csrf_failed")
+    text = rep.client.delete(
+        f"{API}/me",
+        data=PASSWORD,
+        content_type="text/plain",
+        headers={"X-CSRFToken": rep.token},
+    )
+    assert text.status_code == 415
+    assert rep.get("/me").status_code == 200
+
+
 def test_migration_0008_goes_down_and_up_keeping_the_data(app, rep):
     # Down: the sessions table goes (everyone logs in again), nothing else does. Up again: the
     # app works, after a new login. (Upgrading with data in it: test_migrations_data.py.)
@@ -230,6 +398,7 @@ def test_migration_0008_goes_down_and_up_keeping_the_data(app, rep):
         assert [s.revision for s in alembic.current()] == ["0007"]
     inspector = sa.inspect(engine)
     assert "sessions" not in inspector.get_table_names()
+    assert "ix_callbacks_touch" not in {i["name"] for i in inspector.get_indexes("callbacks")}
     with app.app_context():
         alembic.upgrade()
         assert alembic.compare_metadata() == []

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import Rep
+from tests.conftest import PASSWORD, Rep
 from tests.push.fake_service import browser_keys
 
 API = "/api/v1"
@@ -453,6 +453,15 @@ def _logout_all(world) -> None:
     assert b.get("/me").status_code == 401
 
 
+def _delete_me(world) -> None:
+    # B deletes B's own account (the two test reps share a password): all of B goes, A stays.
+    b = world["b"]
+    assert b.delete("/me", {"password": PASSWORD}).status_code == 204
+    assert b.get("/me").status_code == 401
+    left = _snapshot(b.client.application, b.user["id"])
+    assert left["users"] == left["clients"] == left["sessions"] == []
+
+
 SCOPED_CALLS = {
     ("GET", "/api/v1/me"): _get_me,
     ("PATCH", "/api/v1/me"): _patch_me,
@@ -474,6 +483,7 @@ SCOPED_CALLS = {
     ("POST", "/api/v1/calendar/rotate"): _rotate_calendar,
     ("POST", "/api/v1/auth/logout"): _logout,
     ("POST", "/api/v1/auth/logout-all"): _logout_all,
+    ("DELETE", "/api/v1/me"): _delete_me,
 }
 
 

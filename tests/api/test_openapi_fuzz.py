@@ -16,9 +16,9 @@ Every answer must:
 
 Each call gets a fresh WSGI client with the same cookie. The operations that end the session
 they are sent with, or put another one in its place (log out, log out everywhere, log in,
-register), are sent instead with a throwaway rep's session, registered for
+register, delete the account), are sent instead with a throwaway rep's session, registered for
 that one case: sessions are rows on the server, so a fuzzed logout would otherwise log the
-fuzzing rep out for every call after it. The test ends
+fuzzing rep out for every call after it, and a lucky DELETE /me would delete it. The test ends
 by checking that the fuzzing rep is still logged in.
 
 It runs on both database lanes, though most of what it finds is a property of the code: NUL
@@ -77,6 +77,7 @@ SESSION_ENDING = {
     ("POST", "/api/v1/auth/logout-all"),
     ("POST", "/api/v1/auth/login"),
     ("POST", "/api/v1/auth/register"),
+    ("DELETE", "/api/v1/me"),
 }
 
 
@@ -213,5 +214,5 @@ def test_fuzz_every_operation_no_server_errors(app):
             except (Exception, BaseExceptionGroup) as exc:
                 failures.append(f"{operation.label} [{mode.value}]: {exc}")
     assert failures == [], "\n\n".join(failures)
-    # No case logged the fuzzing rep out: every call above ran as the rep.
+    # No case logged the fuzzing rep out (or deleted it): every call above ran as the rep.
     assert rep.get("/me").status_code == 200

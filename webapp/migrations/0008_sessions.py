@@ -1,4 +1,5 @@
-"""server-side session records: logging out ends a session everywhere, at once
+"""server-side session records: logging out ends a session everywhere, at once; and an index
+for deleting a rep's calls
 
 Revision ID: 0008
 Revises: 0007
@@ -30,9 +31,14 @@ def upgrade() -> None:
     )
     op.create_index('ix_sessions_user', 'sessions', ['user_id'], unique=False)
     op.create_index('ix_sessions_seen_on', 'sessions', ['seen_on'], unique=False)
+    # Deleting an account deletes its touches, and each one's promise gets touch_id = null
+    # (ON DELETE SET NULL): without an index every deleted touch scanned all of callbacks, 18 s
+    # for a rep with 10,000 calls beside another such rep.
+    op.create_index('ix_callbacks_touch', 'callbacks', ['touch_id'], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index('ix_callbacks_touch', table_name='callbacks')
     op.drop_index('ix_sessions_seen_on', table_name='sessions')
     op.drop_index('ix_sessions_user', table_name='sessions')
     op.drop_table('sessions')

@@ -1,4 +1,4 @@
-"""Accounts: register, check a password, sessions, and the rep's own settings.
+"""Accounts: register, check a password, sessions, the rep's own settings, deleting it all.
 
 Sessions: each login makes a row of ``sessions`` whose random id goes in the signed cookie;
 logging out deletes it. A row nobody has used for longer than the cookie lives is deleted at the
@@ -17,7 +17,16 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..errors import ApiError
-from ..models import User, push_subscriptions, sessions, utcnow
+from ..models import (
+    User,
+    callbacks,
+    clients,
+    push_subscriptions,
+    sessions,
+    touches,
+    users,
+    utcnow,
+)
 
 # Shown when a client has no talking points of its own, until the rep writes their own set.
 DEFAULT_PROMPTS = (
@@ -159,3 +168,27 @@ def log_out_everywhere(session: Session, user_id: str) -> int:
     ended; the caller commits."""
     session.execute(sa.delete(push_subscriptions).where(push_subscriptions.c.user_id == user_id))
     return session.execute(sa.delete(sessions).where(sessions.c.user_id == user_id)).rowcount
+
+
+def password_matches(session: Session, user_id: str, password: str) -> bool:
+    """Whether ``password`` is the rep's (False for an account that is gone)."""
+    stored = session.execute(sa.select(users.c.password_hash).where(users.c.id == user_id)).scalar()
+    if stored is None:
+        check_password_hash(_DUMMY_HASH, password)
+        return False
+    return check_password_hash(stored, password)
+
+
+# Everything of a rep's, children first. Each table's own user_id index finds the rows; going
+# table by table (rather than leaving it all to ON DELETE CASCADE from users) keeps each
+# foreign-key check an index probe.
+_OWNED = (callbacks, touches, clients, push_subscriptions, sessions)
+
+
+def delete_account(session: Session, user_id: str) -> None:
+    """Delete the rep and everything of theirs: clients, calls, promises, push subscriptions,
+    sessions, and with the ``users`` row the settings and the calendar feed. The caller commits.
+    """
+    for table in _OWNED:
+        session.execute(sa.delete(table).where(table.c.user_id == user_id))
+    session.execute(sa.delete(users).where(users.c.id == user_id))
