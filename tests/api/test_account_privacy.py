@@ -1,5 +1,5 @@
-"""Privacy and sessions (issue 7): a rep deletes their account; a logout really ends the
-session, everywhere at once.
+"""Privacy and sessions (issue 7): a rep exports everything and deletes their account; a logout
+really ends the session, everywhere at once.
 
 Sessions are rows (``sessions``) that the signed cookie names. Checked here, on both databases:
 
@@ -12,11 +12,16 @@ Sessions are rows (``sessions``) that the signed cookie names. Checked here, on 
 - ``DELETE /me`` with the password deletes every row of the rep's in every table of the
   database (counted table by table) and nothing of anyone else's; a wrong password deletes
   nothing, answers 403 in the error shape and counts toward the login's rate limit;
+- ``GET /export/account.json`` is one JSON download holding all of the rep's rows and no
+  secret (password hash, push keys, session ids, the calendar token), and nothing of another
+  rep's;
 - migration 0008 goes down and up again without losing data.
 """
 
 from __future__ import annotations
 
+import io
+import json
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -127,11 +132,12 @@ def test_a_copied_cookie_is_dead_once_its_session_logs_out(app, rep):
     thief = _copy(app, rep)
     assert thief.get("/me").status_code == 200
     assert rep.post("/auth/logout").status_code == 204
-    # At once, and for every kind of request: a read, a write, the hot path.
+    # At once, and for every kind of request: a read, a write, the hot path, an export.
     _assert_error(thief.get("/me"), 401, "unauthorized")
     _assert_error(thief.post("/clients", {"name": "Planted"}), 401, "unauthorized")
     client_id = str(uuid.uuid4())
     _assert_error(thief.touch(client_id, "reached"), 401, "unauthorized")
+    _assert_error(thief.get("/export/account.json"), 401, "unauthorized")
     assert _sessions(app, rep.user["id"]) == []
     # The rep logs in again: a new session, and the copied cookie is still nobody.
     again = _login(app)
@@ -385,6 +391,110 @@ def test_deleting_needs_a_session_and_the_csrf_token(app, rep):
     )
     assert text.status_code == 415
     assert rep.get("/me").status_code == 200
+
+
+# ---- the export -----------------------------------------------------------------------------
+
+
+def _export(rep: Rep) -> tuple[Any, dict[str, Any]]:
+    resp = rep.get("/export/account.json")
+    assert resp.status_code == 200, resp.get_data(as_text=True)[:500]
+    return resp, json.loads(resp.get_data(as_text=True))
+
+
+def test_the_export_holds_all_of_the_reps_data_and_nothing_else(app, rep, other_rep):
+    mine = _fill(rep, A_ENDPOINT, "Ann")
+    _fill(other_rep, B_ENDPOINT, "Bea")
+    resp, doc = _export(rep)
+    assert resp.mimetype == "application/json"
+    assert resp.headers["Content-Disposition"] == 'attachment; filename="touchbase-account.json"'
+    assert resp.headers["Cache-Control"] == "no-store"
+    assert (doc["format"], doc["version"]) == ("touchbase-account", 1)
+    assert datetime.fromisoformat(doc["exported_at"]).tzinfo is not None
+    assert set(doc) == {
+        "format",
+        "version",
+        "exported_at",
+        "account",
+        "clients",
+        "touches",
+        "callbacks",
+        "push_subscriptions",
+        "sessions",
+    }
+
+    account = doc["account"]
+    assert account == {**rep.get("/me").json, **{k: account[k] for k in _ACCOUNT_ONLY}}
+    assert account["prompts"] == ["Ann prompt"] and account["digest_time"] == "07:30"
+    assert account["calendar_feed_since"] is not None and account["created_at"]
+
+    # Every row of the rep's, archived clients and kept promises included, as stored.
+    rows = _rows_of(app, rep.user["id"])
+    assert {c["id"] for c in doc["clients"]} == mine["clients"] == {r[0] for r in rows["clients"]}
+    archived = [c for c in doc["clients"] if c["archived_at"]]
+    assert [c["name"] for c in archived] == ["Ann Archived"]
+    assert {t["id"] for t in doc["touches"]} == {r[0] for r in rows["touches"]}
+    assert len(doc["touches"]) == 4
+    assert {c["id"] for c in doc["callbacks"]} == mine["callbacks"]
+    assert {c["status"] for c in doc["callbacks"]} == {"open", "done"}
+    first = next(c for c in doc["clients"] if c["name"] == "Ann First")
+    assert first["tags"] == ["A"] and first["phone"]
+    listed = rep.get(f"/clients/{first['id']}").json
+    assert {k: first[k] for k in first} == {k: listed[k] for k in first}
+    assert doc["push_subscriptions"] == [
+        {"endpoint": A_ENDPOINT, "created_at": doc["push_subscriptions"][0]["created_at"]}
+    ]
+    assert len(doc["sessions"]) == 1 and set(doc["sessions"][0]) == {"created_at", "seen_on"}
+
+    # No secret that would open anything, and nothing of the other rep's.
+    text = resp.get_data(as_text=True)
+    (session_id,) = (s.id for s in _sessions(app, rep.user["id"]))
+    for secret in (
+        mine["keys"]["p256dh"],
+        mine["keys"]["auth"],
+        session_id,
+        "scrypt:",
+        mine["feed"].rsplit("/", 1)[1].removesuffix(".ics"),
+        "Bea",
+        other_rep.user["id"],
+        B_ENDPOINT,
+    ):
+        assert secret not in text, secret
+
+
+_ACCOUNT_ONLY = ("created_at", "digest_sent_on", "weekly_sent_on", "calendar_feed_since")
+
+
+def test_the_export_of_an_empty_account_is_valid_json(app, rep):
+    _, doc = _export(rep)
+    assert doc["clients"] == doc["touches"] == doc["callbacks"] == []
+    assert doc["push_subscriptions"] == [] and len(doc["sessions"]) == 1
+    assert doc["account"]["email"] == "rep@example.com"
+
+
+def test_the_export_streams_big_accounts_in_batches(app, rep):
+    # More rows than a batch, with text that needs escaping: still one valid document, with
+    # every row once, sent as several chunks rather than built whole.
+    lines = [f'"Client {i:04d}","line ""{i}""\nnext \\u00e9 \u2028 end"' for i in range(1200)]
+    data = io.BytesIO("\n".join(["name,notes", *lines]).encode())
+    resp = rep.post(
+        "/import", data={"file": (data, "many.csv")}, content_type="multipart/form-data"
+    )
+    assert resp.status_code == 200 and resp.json["created"] == 1200, resp.json
+    streamed = rep.client.get(f"{API}/export/account.json", buffered=False)
+    try:
+        chunks = [chunk for chunk in streamed.response if chunk]
+    finally:
+        streamed.close()
+    assert len(chunks) >= 3
+    doc = json.loads(b"".join(c if isinstance(c, bytes) else c.encode() for c in chunks))
+    names = [c["name"] for c in doc["clients"]]
+    assert names == sorted(names) and len(set(names)) == 1200
+    assert doc["clients"][7]["notes"] == 'line "7"\nnext \\u00e9 \u2028 end'
+
+
+def test_the_export_needs_a_session(app, rep):
+    _assert_error(app.test_client().get(f"{API}/export/account.json"), 401, "unauthorized")
 
 
 def test_migration_0008_goes_down_and_up_keeping_the_data(app, rep):

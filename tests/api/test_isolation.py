@@ -12,6 +12,7 @@ matrix nor listed as public makes ``test_matrix_covers_every_route`` fail until 
 from __future__ import annotations
 
 import io
+import json
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -434,6 +435,22 @@ def _rotate_calendar(world) -> None:
     _assert_no_secrets(feed)
 
 
+def _export_account(world) -> None:
+    b = world["b"]
+    assert b.touch(world["b_client"]["id"], "reached", note="mine").status_code == 201
+    resp = b.get("/export/account.json")
+    assert resp.status_code == 200
+    _assert_no_secrets(resp)
+    text = resp.get_data(as_text=True)
+    for a_id in (world["a"].user["id"], world["client"]["id"], world["ids"]["callback_id"]):
+        assert a_id not in text
+    assert A_ENDPOINT not in text
+    doc = json.loads(text)
+    assert doc["account"]["id"] == b.user["id"]
+    assert [c["id"] for c in doc["clients"]] == [world["b_client"]["id"]]
+    assert [t["note"] for t in doc["touches"]] == ["mine"]
+
+
 def _a_still_logged_in(world) -> None:
     a = world["a"]
     assert a.get("/me").json["id"] == a.user["id"]
@@ -481,6 +498,7 @@ SCOPED_CALLS = {
     ("GET", "/api/v1/export/touches.csv"): _export_touches,
     ("GET", "/api/v1/calendar"): _get_calendar,
     ("POST", "/api/v1/calendar/rotate"): _rotate_calendar,
+    ("GET", "/api/v1/export/account.json"): _export_account,
     ("POST", "/api/v1/auth/logout"): _logout,
     ("POST", "/api/v1/auth/logout-all"): _logout_all,
     ("DELETE", "/api/v1/me"): _delete_me,
