@@ -69,10 +69,10 @@ def _closing(chunks: Any, session: Any) -> Any:
         session.close()
 
 
-def _csv_response(chunks: Any, filename: str) -> Response:
+def _download(chunks: Any, filename: str, mimetype: str = "text/csv") -> Response:
     return Response(
         stream_with_context(_closing(chunks, db.session)),
-        mimetype="text/csv",
+        mimetype=mimetype,
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
@@ -81,7 +81,7 @@ def _csv_response(chunks: Any, filename: str) -> Response:
 @blp.response(200, description="The rep's active clients", content_type="text/csv")
 def export_clients() -> Response:
     """The rep's active clients as CSV (UTF-8 with BOM); it re-imports unchanged."""
-    return _csv_response(exports.clients_csv(db.session, rep_id()), "touchbase-clients.csv")
+    return _download(exports.clients_csv(db.session, rep_id()), "touchbase-clients.csv")
 
 
 @blp.route("/export/touches.csv", methods=["GET"])
@@ -89,8 +89,19 @@ def export_clients() -> Response:
 def export_touches() -> Response:
     """Every call the rep logged, as CSV (UTF-8 with BOM)."""
     rep = current_rep()
-    return _csv_response(
-        exports.touches_csv(db.session, rep.id, rep.timezone), "touchbase-calls.csv"
+    return _download(exports.touches_csv(db.session, rep.id, rep.timezone), "touchbase-calls.csv")
+
+
+@blp.route("/export/account.json", methods=["GET"])
+@blp.response(
+    200, description="Everything the server holds about the rep", content_type="application/json"
+)
+def export_account() -> Response:
+    """Everything the server holds about the rep, as one JSON file (services/exports.py)."""
+    return _download(
+        exports.account_json(db.session, current_rep()),
+        "touchbase-account.json",
+        "application/json",
     )
 
 

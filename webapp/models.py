@@ -142,6 +142,9 @@ class Callback(Base):
         sa.Index("ix_callbacks_client_status_due", "client_id", "status", "due_at", "id"),
         sa.Index("ix_callbacks_status_due", "status", "due_at"),
         sa.Index("ix_callbacks_user_updated", "user_id", "updated_at"),
+        # Deleting touches (a deleted account) sets their promises' touch_id to null: without
+        # this, each deleted touch read the whole table to find them (migration 0008).
+        sa.Index("ix_callbacks_touch", "touch_id"),
         # The dispatcher's queue: only the promises it may still have to push (dispatch.py).
         sa.Index(
             "ix_callbacks_dispatch",
@@ -196,8 +199,31 @@ class PushSubscription(Base):
     test_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class LoginSession(Base):
+    """One logged-in browser: the signed session cookie carries this row's id, not the rep's.
+
+    Logging out deletes the row, so a copy of the cookie is worth nothing from then on, in every
+    worker at once. ``seen_on`` is moved on at most once a day (security.py), and rows unseen for
+    longer than a session lives are deleted at the next login (services/accounts.py). The id is
+    kept as is: a cookie also needs the app's secret key to be signed, so a copy of the
+    database alone opens no session (as with the calendar token).
+    """
+
+    __tablename__ = "sessions"
+    __table_args__ = (
+        sa.Index("ix_sessions_user", "user_id"),
+        sa.Index("ix_sessions_seen_on", "seen_on"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    seen_on: Mapped[date] = mapped_column(sa.Date)
+
+
 users = User.__table__
 clients = Client.__table__
 touches = Touch.__table__
 callbacks = Callback.__table__
 push_subscriptions = PushSubscription.__table__
+sessions = LoginSession.__table__

@@ -106,6 +106,12 @@ class LoginSchema(_StripEmail, Schema):
     password = fields.String(required=True, validate=validate.Length(max=1024))
 
 
+class PasswordSchema(Schema):
+    """The rep's password, asked again before something that cannot be undone."""
+
+    password = fields.String(required=True, validate=validate.Length(max=1024))
+
+
 class MeUpdateSchema(Schema):
     name = fields.String(validate=validate.Length(max=200))
     timezone = fields.String(validate=_timezone)

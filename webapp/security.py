@@ -1,7 +1,13 @@
 """Who is calling, and the headers every answer carries.
 
-The user load runs on every API request, so it is a single Core select on the request's own
-session (one connection, one transaction), returning a light object rather than an ORM row.
+The session cookie names a row of ``sessions`` (models.LoginSession), not the rep: logging out
+deletes the row, and the cookie, or any copy of it, is then nobody's, in every worker at once.
+So every API request that needs the rep looks its session up: one indexed select joining
+``sessions`` to ``users`` by the session's id, made once per request and remembered in ``g``,
+returning a light object rather than an ORM row. It runs straight on the driver
+(``db.Prepared``), outside the view's own transaction: on SQLite a write request's session would
+take the write lock (BEGIN IMMEDIATE) just to read it, before the hot path (logging a call)
+asks for that lock again on its own connection.
 """
 
 from __future__ import annotations
@@ -10,17 +16,18 @@ import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask, Response, request, session
-from flask_login import UserMixin, current_user
+from flask import Flask, Response, current_app, g, request, session
+from flask_login import UserMixin
 from flask_wtf.csrf import CSRFError
 
-from .db import db
+from .db import Prepared, Writer, db
 from .errors import ApiError, error_response
 from .extensions import login_manager
-from .models import users
+from .models import sessions, users
 
 # A strict policy: scripts and styles only from our own origin, no inline script.
 CSP = "; ".join(
@@ -67,12 +74,17 @@ _USER_COLUMNS = [
     users.c.streak_weekends,
     users.c.prompts,
 ]
-_LOAD_USER = sa.select(*_USER_COLUMNS).where(users.c.id == sa.bindparam("id"))
+# The per-request load: the session's row and its rep's, by the session id (the primary key).
+_LOAD_SESSION = Prepared(
+    sa.select(*_USER_COLUMNS, sessions.c.seen_on)
+    .join_from(sessions, users, users.c.id == sessions.c.user_id)
+    .where(sessions.c.id == sa.bindparam("sid"))
+)
 
 
 @dataclass(frozen=True)
 class CurrentUser(UserMixin):
-    """The logged-in rep, as read at the start of the request."""
+    """The logged-in rep, as read at the start of the request, with the session they came in."""
 
     id: str
     email: str
@@ -90,16 +102,68 @@ class CurrentUser(UserMixin):
     weekly_push: bool
     streak_weekends: bool
     prompts: list[str] | None
+    session_id: str
 
     @property
     def tiers(self) -> dict[str, int]:
         return {"A": self.tier_a_days, "B": self.tier_b_days, "C": self.tier_c_days}
 
+    def get_id(self) -> str:
+        """What Flask-Login keeps in the cookie (``_user_id``): the session's id."""
+        return self.session_id
 
-def load_user(user_id: str) -> CurrentUser | None:
-    """Flask-Login's loader: one indexed select by primary key."""
-    row = db.session.execute(_LOAD_USER, {"id": user_id}).first()
-    return CurrentUser(*row) if row is not None else None
+    @classmethod
+    def of(cls, user: Any, session_id: str) -> CurrentUser:
+        """The same object from a ``User`` row (at login, before any lookup)."""
+        return cls(*(getattr(user, c.key) for c in _USER_COLUMNS), session_id=session_id)
+
+
+def _lookup(session_id: str) -> CurrentUser | None:
+    """The rep of this session, or None when the session has ended (or never was)."""
+    state = current_app.extensions["sqlalchemy"]
+    params = {"sid": session_id}
+    if state.kept is not None:
+        # SQLite on disk: the thread's own kept connection (db.KeptConnections), outside any
+        # transaction. Taking one from the pool and giving it back cost as much as the select.
+        row = Writer(state.kept.get().cursor(), state.engine.dialect).first(_LOAD_SESSION, params)
+    else:
+        raw = state.engine.raw_connection()
+        try:
+            row = Writer(raw.cursor(), state.engine.dialect).first(_LOAD_SESSION, params)
+        finally:
+            raw.close()  # back to the pool: the view's work has a transaction of its own
+    if row is None:
+        return None
+    *columns, seen_on = row
+    today = datetime.now(UTC).date()
+    if seen_on < today:  # at most once a day: the pruning goes by this (services/accounts.py)
+        _seen(session_id, today)
+    return CurrentUser(*columns, session_id=session_id)
+
+
+def _seen(session_id: str, today: date) -> None:
+    # A short write of its own. Nothing of the request's has touched the database yet (the
+    # lookup comes first), so this cannot wait on a write lock the request itself holds.
+    with db.write() as conn:
+        conn.execute(sa.update(sessions).where(sessions.c.id == session_id).values(seen_on=today))
+
+
+_NOBODY = object()
+
+
+def load_user(session_id: str | None = None) -> CurrentUser | None:
+    """The logged-in rep, looked up once per request; also Flask-Login's user loader, which
+    passes the cookie's ``_user_id`` (the session's id)."""
+    found = g.get("_rep", _NOBODY)
+    if found is _NOBODY:
+        sid = session.get("_user_id") if session_id is None else session_id
+        found = g._rep = _lookup(sid) if isinstance(sid, str) and sid else None
+    return found
+
+
+def set_rep(user: CurrentUser | None) -> None:
+    """Make ``user`` the request's rep from now on (at login, logout and account deletion)."""
+    g._rep = user
 
 
 def _unauthorized() -> Any:
@@ -186,22 +250,15 @@ def init_app(app: Flask) -> None:
 
 
 def rep_id() -> str:
-    """The logged-in rep's id, straight from the signed session cookie; 401 if there is none.
-
-    It reads no row: every query is scoped by this id, so most requests need nothing more, and
-    the hot path (logging a call) saves a query. Routes that need the rep's settings use
-    ``current_rep()``.
-    """
-    user_id = session.get("_user_id")
-    if not user_id:
-        raise ApiError(401, "Please log in.")
-    return user_id
+    """The logged-in rep's id (every query is scoped by it); 401 if the session has ended."""
+    return current_rep().id
 
 
 def current_rep() -> CurrentUser:
-    """The logged-in rep with their settings (one select); 401 if the account is gone."""
-    user = current_user._get_current_object()
-    if not isinstance(user, CurrentUser):
+    """The logged-in rep with their settings (one select a request); 401 if there is none:
+    no cookie, a session that was logged out, or an account that is gone."""
+    user = load_user()
+    if user is None:
         raise ApiError(401, "Please log in.")
     return user
 

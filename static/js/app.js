@@ -62,11 +62,11 @@ function loggedIn() {
   sync();
 }
 
-function needLogin() {
+function needLogin(reason) {
   const { waiting } = outbox.counts();
-  loginMessage = waiting
+  loginMessage = reason || (waiting
     ? `Your session ended. Log in again to send the ${waiting} change(s) kept on this phone.`
-    : "Your session ended. Please log in again.";
+    : "Your session ended. Please log in again.");
   if (!/^#\/(login|signup)$/.test(location.hash)) location.hash = "#/login";
 }
 

@@ -1,5 +1,5 @@
-// Logging in and out. A log-out runs the hooks other modules left (push unsubscribes there),
-// then forgets every local record on this phone.
+// Logging in and out (here or everywhere), and deleting the account. A log-out runs the hooks
+// other modules left (push unsubscribes there), then forgets every local record on this phone.
 import { api, setToken, ApiError, NetworkError } from "./api.js";
 import { state, setMe, forgetAll, changed } from "./data.js";
 import { kv } from "./store.js";
@@ -26,9 +26,7 @@ export async function authenticate(path, body) {
   return answer.user;
 }
 
-export async function logOut() {
-  const { waiting } = outbox.counts();
-  if (waiting && !confirm(`${waiting} change(s) are not synced yet and will be lost. Log out anyway?`)) return;
+async function runHooks() {
   for (const fn of logoutHooks) {
     try {
       await fn();
@@ -36,15 +34,35 @@ export async function logOut() {
       console.warn("log-out hook failed", err);
     }
   }
-  try {
-    await api("POST", "/auth/logout");
-  } catch (err) {
-    if (!(err instanceof ApiError || err instanceof NetworkError)) throw err;
-  }
+}
+
+async function forget() {
   await forgetAll();
   syncState.pulled = false;
   await outbox.load();
   await kv.del("csrf");
   changed();
+}
+
+/** Log out; `everywhere` ends every session of the rep's, and throws (forgetting nothing) when
+ * the server does not do it. */
+export async function logOut(everywhere = false) {
+  const { waiting } = outbox.counts();
+  if (waiting && !confirm(`${waiting} change(s) are not synced yet and will be lost. Log out anyway?`)) return;
+  await runHooks();
+  try {
+    await api("POST", everywhere ? "/auth/logout-all" : "/auth/logout");
+  } catch (err) {
+    if (everywhere || !(err instanceof ApiError || err instanceof NetworkError)) throw err;
+  }
+  await forget();
   location.hash = "#/login";
+}
+
+/** Delete the account (throws on a wrong password or offline), then all of it on this phone. */
+export async function deleteAccount(password) {
+  await api("DELETE", "/me", { password });
+  await runHooks();
+  await forget();
+  outbox.hooks.unauthorized("Your account was deleted.");
 }

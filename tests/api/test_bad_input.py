@@ -451,7 +451,7 @@ WRONG_METHODS = [
     ("PUT", "/api/v1/clients/{client_id}"),
     ("POST", "/api/v1/clients/{client_id}"),
     ("PUT", "/api/v1/touches"),
-    ("DELETE", "/api/v1/me"),
+    ("PUT", "/api/v1/me"),
     ("POST", "/api/v1/today"),
     ("GET", "/api/v1/callbacks/{callback_id}/snooze"),
     ("GET", "/api/v1/auth/login"),

@@ -12,6 +12,7 @@ matrix nor listed as public makes ``test_matrix_covers_every_route`` fail until 
 from __future__ import annotations
 
 import io
+import json
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -20,7 +21,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import Rep
+from tests.conftest import PASSWORD, Rep
 from tests.push.fake_service import browser_keys
 
 API = "/api/v1"
@@ -30,7 +31,6 @@ PUBLIC = {
     ("GET", "/api/v1/csrf"),
     ("POST", "/api/v1/auth/register"),
     ("POST", "/api/v1/auth/login"),
-    ("POST", "/api/v1/auth/logout"),
     ("GET", "/api/v1/openapi.json"),
     # The VAPID public key: the same for everyone, and meant to be public.
     ("GET", "/api/v1/push/key"),
@@ -101,7 +101,7 @@ def _snapshot(app, user_id: str) -> dict[str, list[tuple]]:
                 sa.text("SELECT * FROM users WHERE id = :u"), {"u": user_id}
             ).all()
         }
-        for table in ("clients", "touches", "callbacks", "push_subscriptions"):
+        for table in ("clients", "touches", "callbacks", "push_subscriptions", "sessions"):
             rows[table] = conn.execute(
                 sa.text(f"SELECT * FROM {table} WHERE user_id = :u ORDER BY id"), {"u": user_id}
             ).all()
@@ -435,6 +435,50 @@ def _rotate_calendar(world) -> None:
     _assert_no_secrets(feed)
 
 
+def _export_account(world) -> None:
+    b = world["b"]
+    assert b.touch(world["b_client"]["id"], "reached", note="mine").status_code == 201
+    resp = b.get("/export/account.json")
+    assert resp.status_code == 200
+    _assert_no_secrets(resp)
+    text = resp.get_data(as_text=True)
+    for a_id in (world["a"].user["id"], world["client"]["id"], world["ids"]["callback_id"]):
+        assert a_id not in text
+    assert A_ENDPOINT not in text
+    doc = json.loads(text)
+    assert doc["account"]["id"] == b.user["id"]
+    assert [c["id"] for c in doc["clients"]] == [world["b_client"]["id"]]
+    assert [t["note"] for t in doc["touches"]] == ["mine"]
+
+
+def _a_still_logged_in(world) -> None:
+    a = world["a"]
+    assert a.get("/me").json["id"] == a.user["id"]
+    assert world["client"]["id"] in {c["id"] for c in a.get("/clients").json["items"]}
+
+
+def _logout(world) -> None:
+    # B's logout ends B's session only.
+    b = world["b"]
+    assert b.post("/auth/logout").status_code == 204
+    assert b.get("/me").status_code == 401
+
+
+def _logout_all(world) -> None:
+    b = world["b"]
+    assert b.post("/auth/logout-all").status_code == 204
+    assert b.get("/me").status_code == 401
+
+
+def _delete_me(world) -> None:
+    # B deletes B's own account (the two test reps share a password): all of B goes, A stays.
+    b = world["b"]
+    assert b.delete("/me", {"password": PASSWORD}).status_code == 204
+    assert b.get("/me").status_code == 401
+    left = _snapshot(b.client.application, b.user["id"])
+    assert left["users"] == left["clients"] == left["sessions"] == []
+
+
 SCOPED_CALLS = {
     ("GET", "/api/v1/me"): _get_me,
     ("PATCH", "/api/v1/me"): _patch_me,
@@ -454,6 +498,10 @@ SCOPED_CALLS = {
     ("GET", "/api/v1/export/touches.csv"): _export_touches,
     ("GET", "/api/v1/calendar"): _get_calendar,
     ("POST", "/api/v1/calendar/rotate"): _rotate_calendar,
+    ("GET", "/api/v1/export/account.json"): _export_account,
+    ("POST", "/api/v1/auth/logout"): _logout,
+    ("POST", "/api/v1/auth/logout-all"): _logout_all,
+    ("DELETE", "/api/v1/me"): _delete_me,
 }
 
 
@@ -465,3 +513,4 @@ def test_scoped_routes_answer_with_own_data_only(app, world, method, path):
     rows_before = _snapshot(app, a.user["id"])
     SCOPED_CALLS[(method, path)](world)
     assert _snapshot(app, a.user["id"]) == rows_before
+    _a_still_logged_in(world)

@@ -14,8 +14,12 @@ Every answer must:
 - reject what negative mode generated (a 4xx), and carry the error shape of API.md on every 4xx,
   with the security headers, checked here directly rather than through the document.
 
-Each call gets a fresh WSGI client with the same cookie, so a fuzzed logout or register cannot
-log the rep out for the calls after it.
+Each call gets a fresh WSGI client with the same cookie. The operations that end the session
+they are sent with, or put another one in its place (log out, log out everywhere, log in,
+register, delete the account), are sent instead with a throwaway rep's session, registered for
+that one case: sessions are rows on the server, so a fuzzed logout would otherwise log the
+fuzzing rep out for every call after it, and a lucky DELETE /me would delete it. The test ends
+by checking that the fuzzing rep is still logged in.
 
 It runs on both database lanes, though most of what it finds is a property of the code: NUL
 characters in text were accepted by SQLite and broke PostgreSQL with a 500. The budget (examples
@@ -30,6 +34,8 @@ pytest plugin, whose lazy ``from_fixture`` runner fails on pytest 9 (``Function.
 from __future__ import annotations
 
 import re
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 import schemathesis
@@ -65,6 +71,31 @@ FUZZ_SETTINGS = settings(
 )
 
 
+# Operations that end the session they are sent with, or replace it with another.
+SESSION_ENDING = {
+    ("POST", "/api/v1/auth/logout"),
+    ("POST", "/api/v1/auth/logout-all"),
+    ("POST", "/api/v1/auth/login"),
+    ("POST", "/api/v1/auth/register"),
+    ("DELETE", "/api/v1/me"),
+}
+
+
+def _call_kwargs(rep: Rep) -> dict[str, Any]:
+    """What every call carries: the rep's session cookie and CSRF header."""
+    cookie = rep.client.get_cookie("touchbase_session")
+    assert cookie is not None
+    return {
+        "headers": {"X-CSRFToken": rep.token},
+        "cookies": {"touchbase_session": cookie.value},
+    }
+
+
+def _throwaway(app: Flask) -> Callable[[], dict[str, Any]]:
+    """For a session-ending operation: each case gets a new rep's session of its own."""
+    return lambda: _call_kwargs(register_rep(app, email=f"fuzz-{uuid.uuid4().hex}@example.com"))
+
+
 def _seed(rep: Rep) -> dict[str, str]:
     """Give the rep real ids to hit: a client with touches and an open callback."""
     client = rep.add_client("Fuzz Target", phone="312-555-0100", company="Acme", tags=["A"])
@@ -89,7 +120,7 @@ def _check_answer(case: Any, response: Any) -> None:
     assert _header(response, "X-Content-Type-Options") == "nosniff", label
     if status == 204 or case.method.upper() == "HEAD":
         return
-    if status == 200 and case.path.startswith("/api/v1/export/"):
+    if status == 200 and case.path.startswith("/api/v1/export/") and case.path.endswith(".csv"):
         # The exports are CSV files (documented as text/csv), not JSON.
         assert _header(response, "Content-Type").startswith("text/csv"), label
         return
@@ -129,7 +160,10 @@ def _use_real_ids(case: Any, ids: dict[str, str]) -> None:
 
 
 def _fuzz_operation(
-    operation: Any, mode: GenerationMode, ids: dict[str, str], call_kwargs: dict[str, Any]
+    operation: Any,
+    mode: GenerationMode,
+    ids: dict[str, str],
+    call_kwargs: Callable[[], dict[str, Any]],
 ) -> Any:
     """A Hypothesis test sending ``mode`` cases for ``operation`` and checking every answer."""
 
@@ -138,9 +172,10 @@ def _fuzz_operation(
     def fuzz(case: Any, real_body_ids: bool) -> None:
         if real_body_ids and mode is GenerationMode.POSITIVE:
             _use_real_ids(case, ids)
-        response = case.call(**call_kwargs)
+        kwargs = call_kwargs()
+        response = case.call(**kwargs)
         _check_answer(case, response)
-        case.validate_response(response, checks=CHECKS, headers=call_kwargs["headers"])
+        case.validate_response(response, checks=CHECKS, headers=kwargs["headers"])
 
     return fuzz
 
@@ -158,12 +193,7 @@ def _routes(app: Flask) -> set[tuple[str, str]]:
 def test_fuzz_every_operation_no_server_errors(app):
     rep = register_rep(app)
     ids = _seed(rep)
-    cookie = rep.client.get_cookie("touchbase_session")
-    assert cookie is not None
-    call_kwargs = {
-        "headers": {"X-CSRFToken": rep.token},
-        "cookies": {"touchbase_session": cookie.value},
-    }
+    call_kwargs = _call_kwargs(rep)
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
     # The document lists every route, so fuzzing it reaches all of them.
@@ -174,11 +204,15 @@ def test_fuzz_every_operation_no_server_errors(app):
         # Negative mode needs something to break; /csrf, /me, /today and /logout take no input.
         has_input = bool(operation.body) or any(True for _ in operation.iter_parameters())
         modes = [GenerationMode.POSITIVE] + [GenerationMode.NEGATIVE] * has_input
+        route = (operation.method.upper(), operation.path)
+        session_for_case = _throwaway(app) if route in SESSION_ENDING else lambda: call_kwargs
         for mode in modes:
             try:
-                _fuzz_operation(operation, mode, ids, call_kwargs)()
+                _fuzz_operation(operation, mode, ids, session_for_case)()
             # Collect every operation's failure, then fail once. Schemathesis reports check
             # failures as a FailureGroup, which is a BaseExceptionGroup.
             except (Exception, BaseExceptionGroup) as exc:
                 failures.append(f"{operation.label} [{mode.value}]: {exc}")
     assert failures == [], "\n\n".join(failures)
+    # No case logged the fuzzing rep out (or deleted it): every call above ran as the rep.
+    assert rep.get("/me").status_code == 200

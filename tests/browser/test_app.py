@@ -468,7 +468,7 @@ def test_log_out_forgets_the_local_copy(page, live_server, rep):
     log_in(page, rep)
     expect(page.locator(".today-list .row")).to_have_count(1)
     page.get_by_role("link", name="Settings").click()
-    page.get_by_role("button", name="Log out").click()
+    page.get_by_role("button", name="Log out", exact=True).click()
     expect(page.get_by_role("button", name="Log in")).to_be_visible()
     assert page.request.get("/api/v1/me").status == 401
     page.reload()

@@ -203,7 +203,7 @@ def test_subscribe_push_resubscribe_and_unsubscribe_through_the_app(
     with page.expect_request(
         lambda r: r.url.endswith("/api/v1/push/subscriptions") and r.method == "DELETE"
     ):
-        page.get_by_role("button", name="Log out").click()
+        page.get_by_role("button", name="Log out", exact=True).click()
     expect(page.get_by_role("button", name="Log in")).to_be_visible()
     assert stub_log(page) == ["subscribe", "unsubscribe"]
     assert page.evaluate("localStorage.getItem('fake-push-subscription')") is None

@@ -1,7 +1,14 @@
-"""Accounts: register, check a password, and the rep's own settings."""
+"""Accounts: register, check a password, sessions, the rep's own settings, deleting it all.
+
+Sessions: each login makes a row of ``sessions`` whose random id goes in the signed cookie;
+logging out deletes it. A row nobody has used for longer than the cookie lives is deleted at the
+next login of anyone, so they never pile up (``seen_on`` moves on once a day, security.py).
+"""
 
 from __future__ import annotations
 
+import secrets
+from datetime import date, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -10,7 +17,16 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..errors import ApiError
-from ..models import User
+from ..models import (
+    User,
+    callbacks,
+    clients,
+    push_subscriptions,
+    sessions,
+    touches,
+    users,
+    utcnow,
+)
 
 # Shown when a client has no talking points of its own, until the rep writes their own set.
 DEFAULT_PROMPTS = (
@@ -116,3 +132,63 @@ def update_settings(session: Session, user_id: str, changes: dict[str, Any]) -> 
         setattr(user, f"tier_{tier.lower()}_days", days)
     session.commit()
     return user
+
+
+def start_session(session: Session, user_id: str, keep_days: int) -> str:
+    """A new session for the rep; its id is for the cookie. The caller commits.
+
+    On the way, the sessions unseen for more than ``keep_days`` are deleted: their cookies have
+    expired, so nobody can use them any more.
+    """
+    today = utcnow().date()
+    prune_sessions(session, today - timedelta(days=keep_days))
+    session_id = secrets.token_urlsafe(32)
+    session.execute(
+        sa.insert(sessions).values(
+            id=session_id, user_id=user_id, created_at=utcnow(), seen_on=today
+        )
+    )
+    return session_id
+
+
+def prune_sessions(session: Session, before: date) -> int:
+    """Delete the sessions last seen before ``before``; how many went. The caller commits."""
+    return session.execute(sa.delete(sessions).where(sessions.c.seen_on < before)).rowcount
+
+
+def end_session(session: Session, session_id: str) -> None:
+    """Log one session out: its cookie opens nothing from now on. The caller commits."""
+    session.execute(sa.delete(sessions).where(sessions.c.id == session_id))
+
+
+def log_out_everywhere(session: Session, user_id: str) -> int:
+    """End every session of the rep's, and forget their browsers' push subscriptions: a phone
+    that is logged out (a lost one, say) must not go on showing reminders with clients' names.
+    A phone that logs in again subscribes again at its next start (push.js). How many sessions
+    ended; the caller commits."""
+    session.execute(sa.delete(push_subscriptions).where(push_subscriptions.c.user_id == user_id))
+    return session.execute(sa.delete(sessions).where(sessions.c.user_id == user_id)).rowcount
+
+
+def password_matches(session: Session, user_id: str, password: str) -> bool:
+    """Whether ``password`` is the rep's (False for an account that is gone)."""
+    stored = session.execute(sa.select(users.c.password_hash).where(users.c.id == user_id)).scalar()
+    if stored is None:
+        check_password_hash(_DUMMY_HASH, password)
+        return False
+    return check_password_hash(stored, password)
+
+
+# Everything of a rep's, children first. Each table's own user_id index finds the rows; going
+# table by table (rather than leaving it all to ON DELETE CASCADE from users) keeps each
+# foreign-key check an index probe.
+_OWNED = (callbacks, touches, clients, push_subscriptions, sessions)
+
+
+def delete_account(session: Session, user_id: str) -> None:
+    """Delete the rep and everything of theirs: clients, calls, promises, push subscriptions,
+    sessions, and with the ``users`` row the settings and the calendar feed. The caller commits.
+    """
+    for table in _OWNED:
+        session.execute(sa.delete(table).where(table.c.user_id == user_id))
+    session.execute(sa.delete(users).where(users.c.id == user_id))

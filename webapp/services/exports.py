@@ -1,4 +1,5 @@
-"""The rep's data going out: CSV files for spreadsheets, and the calendar feed of promises.
+"""The rep's data going out: CSV files for spreadsheets, the whole account as JSON, and the
+calendar feed of promises.
 
 CSV: UTF-8 with a byte order mark, because Excel reads a CSV without one in the machine's legacy
 code page and garbles every accent. Rows are produced as a stream, a batch at a time.
@@ -9,6 +10,15 @@ and cells that start with an apostrophe, get one more apostrophe in front, which
 show as text. The importer takes exactly that apostrophe off again (imports.FORMULA_STARTS), so
 an exported ``clients.csv`` re-imports unchanged. The cost: phone numbers in E.164 (``+1312…``)
 also get the apostrophe, which also stops Excel from turning them into ``1.31E+10``.
+
+Account (``account.json``): everything the server holds about the rep, as one JSON document
+with a format name and version: the profile and settings, every client (archived ones too),
+every call, every promise, the push subscriptions (the endpoint and when it was added, not the
+keys) and the sessions (when each began and was last used, not their ids). Secrets that would
+open something are left out: the password hash, session ids, push keys, the calendar token. It
+is written as a stream, a batch of rows at a time, one row a line, from one read transaction
+(REPEATABLE READ on PostgreSQL), so a big account neither fills the server's memory nor comes
+out half before and half after a change.
 
 Calendar: a private feed per rep, reached by a long token in the URL (no cookie: phone calendars
 subscribe without logging in). The token is an HMAC of the rep's id and a random nonce under the
@@ -24,9 +34,10 @@ import csv
 import hashlib
 import hmac
 import io
+import json
 import secrets
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -34,7 +45,8 @@ import icalendar
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ..models import callbacks, clients, touches, users, utcnow
+from ..models import callbacks, clients, push_subscriptions, sessions, touches, users, utcnow
+from .accounts import user_dict
 from .imports import FORMULA_STARTS
 
 CLIENT_COLUMNS = (
@@ -154,6 +166,125 @@ def touches_csv(session: Session, user_id: str, timezone: str) -> Iterator[str]:
             ]
 
     return _csv_stream(TOUCH_COLUMNS, rows())
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole account, as JSON
+
+ACCOUNT_FORMAT = "touchbase-account"
+ACCOUNT_VERSION = 1
+
+# (name in the document, columns, order) for each list; every column of the rep's rows except
+# the secrets named in the module docstring and the replay fingerprints (create_hash,
+# body_hash) and dispatcher bookkeeping (leases, claim tokens).
+_SECTIONS: tuple[tuple[str, sa.Table, tuple[str, ...], tuple[str, ...]], ...] = (
+    (
+        "clients",
+        clients,
+        (
+            *CLIENT_COLUMNS,
+            "created_at",
+            "updated_at",
+            "archived_at",
+            "last_touch_at",
+            "last_reached_at",
+            "attempts_since_reached",
+        ),
+        ("name", "id"),
+    ),
+    (
+        "touches",
+        touches,
+        (
+            "id",
+            "client_id",
+            "outcome",
+            "note",
+            "happened_at",
+            "callback_at",
+            "callback_id",
+            "created_at",
+        ),
+        ("happened_at", "id"),
+    ),
+    (
+        "callbacks",
+        callbacks,
+        (
+            "id",
+            "client_id",
+            "touch_id",
+            "origin_at",
+            "due_at",
+            "status",
+            "created_at",
+            "updated_at",
+            "done_at",
+            "notified_at",
+            "send_attempts",
+            "last_error",
+        ),
+        ("due_at", "id"),
+    ),
+    ("push_subscriptions", push_subscriptions, ("endpoint", "created_at"), ("created_at",)),
+    ("sessions", sessions, ("created_at", "seen_on"), ("created_at",)),
+)
+_ACCOUNT_EXTRA = ("created_at", "digest_sent_on", "weekly_sent_on", "calendar_token_at")
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+_encode = json.JSONEncoder(ensure_ascii=False, default=_json_value).encode
+
+
+def account_json(session: Session, rep: Any) -> Iterator[str]:
+    """Everything of the rep's as one JSON document, in chunks (see the module docstring).
+
+    ``rep`` is the request's CurrentUser. The caller ends ``session``'s transaction afterwards.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        # (SQLite's read transaction is a snapshot already.)
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    extra = session.execute(
+        sa.select(*(users.c[c] for c in _ACCOUNT_EXTRA)).where(users.c.id == rep.id)
+    ).one()
+    account = {
+        **user_dict(rep),
+        "created_at": extra.created_at,
+        "digest_sent_on": extra.digest_sent_on,
+        "weekly_sent_on": extra.weekly_sent_on,
+        # Whether a calendar feed exists and since when; its URL is the secret, shown in the app.
+        "calendar_feed_since": extra.calendar_token_at,
+    }
+    head = {
+        "format": ACCOUNT_FORMAT,
+        "version": ACCOUNT_VERSION,
+        "exported_at": utcnow(),
+        "account": account,
+    }
+    yield _encode(head)[:-1]  # the object stays open for the lists
+    for name, table, columns, order in _SECTIONS:
+        stmt = (
+            sa.select(*(table.c[c] for c in columns))
+            .where(table.c.user_id == rep.id)
+            .order_by(*(table.c[c] for c in order))
+            .execution_options(yield_per=BATCH)
+        )
+        parts = [f', "{name}": [']
+        separator = "\n"
+        for count, row in enumerate(session.execute(stmt), start=1):
+            parts.append(separator + _encode(row._asdict()))
+            separator = ",\n"
+            if count % BATCH == 0:
+                yield "".join(parts)
+                parts = []
+        parts.append("\n]")
+        yield "".join(parts)
+    yield "}\n"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,12 +1,13 @@
 // Settings: daily goal, quiet hours, reconnect window, time zone, log out; the place where the
 // push switch goes (static/js/push.js fills #push-settings); iOS "Add to Home Screen" help; your
-// data (import, export, calendar feed: ui/import-export.js).
+// data (import, export, calendar feed: ui/import-export.js; all of it as JSON, log out
+// everywhere, delete the account: here).
 import { h, mount, field } from "./dom.js";
 import { state, setMe, changed } from "../data.js";
 import * as outbox from "../outbox.js";
 import { toast } from "./toast.js";
-import { logOut } from "../session.js";
-import { api } from "../api.js";
+import { logOut, deleteAccount } from "../session.js";
+import { api, NetworkError } from "../api.js";
 import { renderImportExport } from "./import-export.js";
 import { DEFAULT_TIERS } from "../rules.js";
 import { repPrompts, promptsToSave, MAX_PROMPTS } from "../habit.js";
@@ -186,6 +187,73 @@ function summarySettings(me) {
 }
 // ---- end of the digest section ----
 
+// ---- All of the rep's data (issue 7): one JSON file, log out everywhere, delete the account.
+// Those two need the server: offline their buttons are disabled, "Needs a connection".
+
+function online() {
+  for (const el of document.querySelectorAll("[data-net]")) el.disabled = !navigator.onLine;
+  const note = document.getElementById("net-hint");
+  if (note) note.hidden = navigator.onLine;
+}
+addEventListener("online", online);
+addEventListener("offline", online);
+const failed = (err, what) => (err instanceof NetworkError ? `No connection: ${what}` : err.message);
+
+function deleteForm() {
+  const { waiting } = outbox.counts();
+  const error = h("p", { class: "error", role: "alert" });
+  const submit = h("button", { class: "btn danger wide", "data-net": "" }, "Delete my account");
+  const form = h(
+    "form",
+    { class: "form" },
+    h("p", {}, "Your clients, calls, callbacks, reminders, settings and calendar link are deleted from the server, for good."),
+    waiting > 0 && h("p", { class: "notice" }, `${waiting} unsynced change(s) on this phone will be lost too.`),
+    field("Your password", { name: "password", type: "password", required: true, autocomplete: "current-password" }),
+    error,
+    submit,
+  );
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    submit.disabled = true;
+    try {
+      await deleteAccount(form.elements.password.value);
+    } catch (err) {
+      error.textContent = failed(err, "nothing was deleted.");
+      online();
+    }
+  });
+  return form;
+}
+
+function allYourData() {
+  const status = h("p", { class: "error", role: "alert" });
+  const box = h("details", { id: "delete-account" }, h("summary", {}, "Delete account…"));
+  box.addEventListener("toggle", () => {
+    if (box.open) box.append(deleteForm());
+    else box.lastChild.remove();
+    online();
+  });
+  const everywhere = async () => {
+    if (!confirm("Log out on every phone and browser, this one too?")) return;
+    try {
+      await logOut(true);
+    } catch (err) {
+      status.textContent = failed(err, "nobody was logged out.");
+    }
+  };
+  return h(
+    "section",
+    { class: "settings-block" },
+    h("h2", {}, "All of it"),
+    h("a", { class: "btn wide", href: "/api/v1/export/account.json", download: "touchbase-account.json" }, "Download all my data (JSON)"),
+    h("div", { class: "row-actions" }, h("button", { type: "button", class: "btn wide", onclick: everywhere, "data-net": "" }, "Log out everywhere")),
+    box,
+    h("p", { class: "hint", id: "net-hint", role: "status" }, "Needs a connection."),
+    status,
+  );
+}
+// ---- end of all of the rep's data ----
+
 export function renderSettings(view) {
   const me = state.me || {};
   const quiet = me.quiet_hours;
@@ -250,15 +318,16 @@ export function renderSettings(view) {
         h("h2", {}, "Install on your iPhone"),
         h("p", {}, "Reminders on iPhone need the app on your Home Screen: tap the Share button in Safari, then “Add to Home Screen”, and open Touchbase from there."),
       ),
-    h("section", { class: "settings-row", "aria-labelledby": "data-title" }, h("h2", { id: "data-title" }, "Your data"), data),
+    h("section", { class: "settings-row", "aria-labelledby": "data-title" }, h("h2", { id: "data-title" }, "Your data"), data, allYourData()),
     h(
       "section",
       { class: "settings-row" },
       h("h2", {}, "Account"),
       h("p", { class: "muted" }, me.email ? `Logged in as ${me.email}` : ""),
-      h("button", { type: "button", class: "btn danger wide", onclick: logOut }, "Log out"),
+      h("button", { type: "button", class: "btn danger wide", onclick: () => logOut() }, "Log out"),
     ),
   );
+  online();
   document.dispatchEvent(new CustomEvent("touchbase:settings-rendered"));
   return null;
 }
