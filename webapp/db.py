@@ -442,9 +442,13 @@ class Writer:
             ) from exc
         return compiled
 
-    def run(self, prepared: Prepared, params: dict[str, Any]) -> None:
-        """Execute a statement whose result is not needed."""
+    def run(self, prepared: Prepared, params: dict[str, Any]) -> int:
+        """Execute a statement whose rows are not needed; return the driver's ``rowcount``.
+
+        (Rows inserted, updated or deleted; ``ON CONFLICT DO NOTHING`` counts 0 on a conflict.)
+        """
         self._run(prepared, params)
+        return self.cursor.rowcount
 
     def first(self, prepared: Prepared, params: dict[str, Any]) -> tuple[Any, ...] | None:
         """Execute and return the first row (converted like SQLAlchemy would), or None."""
