@@ -13,6 +13,7 @@ from flask import Flask, has_request_context, request
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from .api import JSONProvider
 from .config import load_settings
 from .signing import MISSING, RecentlyVerified
 
@@ -78,6 +79,8 @@ class Touchbase(Flask):
     about each of its wrappers): about 14 ``inspect`` calls a request, 2-3% of logging a call,
     for an answer that never changes. The memory is per app and bounded.
     """
+
+    json_provider_class = JSONProvider  # (Flask's, encoding each answer a little faster)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

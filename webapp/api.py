@@ -1,4 +1,5 @@
-"""The flask-smorest Blueprint every API module uses, with a JSON parser that never 500s."""
+"""The flask-smorest Blueprint every API module uses, with a JSON parser that never 500s, and
+the app's JSON provider."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 import flask
 import flask_smorest
+from flask.json.provider import DefaultJSONProvider
 from marshmallow import Schema, fields, missing
 from webargs.flaskparser import FlaskParser
 
@@ -28,6 +30,36 @@ class JsonParser(FlaskParser):
         except (RecursionError, ValueError) as exc:
             # (webargs reads a JSONDecodeError with an empty document as "no body at all".)
             raise json.JSONDecodeError(str(exc), req.get_data(as_text=True) or " ", 0) from exc
+
+
+class JSONProvider(DefaultJSONProvider):
+    """Flask's JSON provider, with the encoder of its compact answers made once, not per answer.
+
+    Flask hands json.dumps its options (a default function, sorted keys, compact separators) for
+    every JSON answer, and json.dumps builds a new encoder whenever it is given options: about
+    half the cost of encoding a logged call. The text is the same, byte for byte.
+    """
+
+    def __init__(self, app: flask.Flask) -> None:
+        super().__init__(app)
+        self._encoders: dict[tuple[Any, ...], json.JSONEncoder] = {}
+
+    def response(self, *args: Any, **kwargs: Any) -> flask.Response:
+        if (self.compact is None and self._app.debug) or self.compact is False:
+            return super().response(*args, **kwargs)  # indented: not worth keeping
+        obj = self._prepare_response_obj(args, kwargs)
+        # (The options are read on each answer: they are plain attributes a caller may change.)
+        options = (self.default, self.ensure_ascii, self.sort_keys)
+        encoder = self._encoders.get(options)
+        if encoder is None:
+            default, ensure_ascii, sort_keys = options
+            encoder = self._encoders[options] = json.JSONEncoder(
+                default=default,
+                ensure_ascii=ensure_ascii,
+                sort_keys=sort_keys,
+                separators=(",", ":"),
+            )
+        return self._app.response_class(f"{encoder.encode(obj)}\n", mimetype=self.mimetype)
 
 
 class Blueprint(flask_smorest.Blueprint):

@@ -10,6 +10,7 @@ SQLite notes (the embedded default, where several gunicorn workers share one fil
   then writes can fail with "database is locked" straight away, without waiting, when another
   worker wrote in between; taking the write lock up front makes writers queue instead.
 - The hot path's writers (``fast_write``) queue in the kernel first (``WriterQueue``).
+- The WAL is checkpointed at 16 MB (``WAL_PAGES``), not 4 MB: fewer, longer checkpoints.
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ NAMING_CONVENTION = {
 }
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+# SQLite checkpoints the WAL (copies it into the database, with two fsyncs) at the commit that
+# takes it past this many pages (4 KB each): 16 MB, not SQLite's 4 MB. See ``WriterQueue``.
+WAL_PAGES = 4000
 
 
 class Base(DeclarativeBase):
@@ -126,6 +131,7 @@ def _tune_sqlite(engine: sa.Engine, foreign_keys: bool = True) -> None:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")
         cur.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
@@ -167,6 +173,11 @@ class WriterQueue:
     (they share the flock). It is only an ordering: a writer that skips it (another program,
     the ORM's writes) still meets the others at SQLite's own lock, as before. Not re-entrant:
     one fast write at a time per thread.
+
+    The checkpoint holds the turn through its fsyncs, tens of milliseconds on a busy disk. At
+    SQLite's default size limit (1000 pages, about every 120 logged calls) that came to
+    0.36-0.6 ms of held turn per call, more than the write itself; at ``WAL_PAGES`` (4000) a
+    checkpoint takes longer but comes four times less often: 0.16-0.21 ms per call.
     """
 
     def __init__(self, path: str) -> None:
@@ -442,9 +453,13 @@ class Writer:
             ) from exc
         return compiled
 
-    def run(self, prepared: Prepared, params: dict[str, Any]) -> None:
-        """Execute a statement whose result is not needed."""
+    def run(self, prepared: Prepared, params: dict[str, Any]) -> int:
+        """Execute a statement whose rows are not needed; return the driver's ``rowcount``.
+
+        (Rows inserted, updated or deleted; ``ON CONFLICT DO NOTHING`` counts 0 on a conflict.)
+        """
         self._run(prepared, params)
+        return self.cursor.rowcount
 
     def first(self, prepared: Prepared, params: dict[str, Any]) -> tuple[Any, ...] | None:
         """Execute and return the first row (converted like SQLAlchemy would), or None."""

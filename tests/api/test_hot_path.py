@@ -180,6 +180,44 @@ def test_a_late_arrival_reads_a_range_of_the_log_not_all_of_it(sqlite_app):
     assert long <= short + 5, (short, long)
 
 
+def test_the_write_turns_statements_are_planned_once(sqlite_app):
+    """SQLite plans each of the hot path's statements once per connection, not on every run.
+
+    It re-plans a statement on every run when a bound value is compared with a column that a
+    partial index filters on (callbacks.status): services/touches.py writes those values into the
+    SQL. ``sqlite_stmt`` counts the re-preparations of the statements a connection holds.
+    """
+    app, _path = sqlite_app
+    rep = register_rep(app)
+    client_id = rep.add_client()["id"]
+    now = datetime.now(UTC)
+    for i in range(3):
+        # In order: a reached call, and an attempt whose promise the next round's call keeps.
+        assert rep.touch(client_id, "reached").status_code == 201
+        promise = {
+            "id": str(uuid.uuid4()),
+            "client_id": client_id,
+            "outcome": "left_message",
+            "callback_at": (now + timedelta(days=1)).isoformat(),
+        }
+        assert rep.post("/touches", promise).status_code == 201
+        assert rep.post("/touches", promise).status_code == 200  # the phone's replay
+        # Late: happened before every call above, with a promise of its own.
+        late = rep.touch(
+            client_id,
+            "no_answer",
+            happened_at=(now - timedelta(days=3 - i)).isoformat(),
+            callback_at=(now + timedelta(days=2)).isoformat(),
+        )
+        assert late.status_code == 201
+    with app.app_context():
+        held = app.extensions["sqlalchemy"].kept.get()
+        rows = held.execute("SELECT sql, run, reprep FROM sqlite_stmt WHERE run >= 3").fetchall()
+    writes = [r for r in rows if r[0].startswith(("INSERT", "UPDATE", "SELECT"))]
+    assert len(writes) >= 6, rows
+    assert [(sql, run, reprep) for sql, run, reprep in writes if reprep > 1] == []
+
+
 def test_the_app_remembers_plain_functions_and_still_wraps_coroutines(app):
     def plain() -> str:
         return "plain"

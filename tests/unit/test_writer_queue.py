@@ -96,3 +96,24 @@ def test_a_forked_child_makes_its_own_and_leaves_the_parents_alone(tmp_path):
     assert child.exitcode == 0 and result.value == 1
     assert parent.execute("SELECT 1").fetchone() == (1,)  # still open here
     engine.dispose()
+
+
+def test_the_wal_starts_over_at_its_size_limit(tmp_path):
+    """Writers taking turns let each checkpoint finish, so the WAL file never outgrows the limit
+    (``WAL_PAGES``), however many commits go through it."""
+    from webapp.db import WAL_PAGES
+
+    engine = _engine(tmp_path)
+    kept = KeptConnections(engine)
+    queue = WriterQueue(str(tmp_path / "kept.db-writers"))
+    conn = kept.get()
+    assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == WAL_PAGES
+    conn.execute("CREATE TABLE t (x INTEGER)")
+    for i in range(WAL_PAGES + WAL_PAGES // 2):  # one page a commit: past the limit
+        with queue.turn():
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO t VALUES (?)", (i,))
+            conn.commit()
+    frames = (os.path.getsize(tmp_path / "kept.db-wal") - 32) // (4096 + 24)
+    assert WAL_PAGES // 2 < frames <= WAL_PAGES + 2
+    engine.dispose()
