@@ -1,7 +1,11 @@
-"""Today's list for one rep: gather the facts with two indexed queries, apply the pure rules.
+"""Today's list for one rep: gather the facts with three indexed queries, apply the pure rules.
 
 The ordering rules themselves live in ``webapp/scheduling.py`` (shared with the phone app through
 the test vectors); this module only reads the rep's rows and shapes the answer.
+
+Each query reads one table, and only the rep's own rows, through an index that starts with
+``user_id``: the answer costs the same in a database of ten reps as in one of a thousand
+(``bench/today_scale.py``; the plans are in ``docs/query-plans-today.md``).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from .. import scheduling
 from ..models import callbacks, clients, touches, utcnow
-from .clients import get_clients
+from .clients import CLIENT_COLUMNS, client_dict
 
 
 def today_for(session: Session, user: Any) -> dict[str, Any]:
@@ -25,34 +29,42 @@ def today_for(session: Session, user: Any) -> dict[str, Any]:
     call_time = scheduling.parse_hhmm(user.call_time)
     day = scheduling.local_today(now, tz)
 
-    # Every open callback of an active client: soonest first (a handful per rep).
-    open_rows = session.execute(
-        sa.select(callbacks.c.id, callbacks.c.client_id, callbacks.c.due_at)
-        .join(clients, clients.c.id == callbacks.c.client_id)
-        .where(
-            callbacks.c.user_id == user.id,
-            callbacks.c.status == "open",
-            clients.c.archived_at.is_(None),
+    # Every active client, whole (index: user_id, archived_at): the listed ones are answered
+    # from these rows. (Reading them again by id cost more than it saved: an IN list of hundreds
+    # of ids, which PostgreSQL's generic plan for the prepared statement filtered row by row,
+    # ~100 ms for a rep with 2,000 clients, and two subqueries per row for the open callback.)
+    client_rows = session.execute(
+        sa.select(*CLIENT_COLUMNS).where(
+            clients.c.user_id == user.id, clients.c.archived_at.is_(None)
         )
     ).all()
-    with_callback = {row.client_id for row in open_rows}
+    by_id = {row.id: row for row in client_rows}
 
-    client_rows = session.execute(
-        sa.select(
-            clients.c.id,
-            clients.c.created_at,
-            clients.c.last_touch_at,
-            clients.c.cadence_days,
-            clients.c.tags,
-        ).where(clients.c.user_id == user.id, clients.c.archived_at.is_(None))
-    ).all()
+    # Every open callback of the rep's active clients: read by (user_id, status) from one table,
+    # an archived client's left out here (archiving cancels them, so there are few).
+    open_rows = [
+        row
+        for row in session.execute(
+            sa.select(callbacks.c.id, callbacks.c.client_id, callbacks.c.due_at).where(
+                callbacks.c.user_id == user.id, callbacks.c.status == "open"
+            )
+        )
+        if row.client_id in by_id
+    ]
+    # Each client's soonest open callback, as services/clients.py orders them: due_at, then id.
+    soonest: dict[str, Any] = {}
+    for row in open_rows:
+        best = soonest.get(row.client_id)
+        if best is None or (row.due_at, row.id) < (best.due_at, best.id):
+            soonest[row.client_id] = row
+
     facts = [
         scheduling.ClientFacts(
             id=row.id,
             created_at=row.created_at,
             last_touch_at=row.last_touch_at,
             cadence_days=scheduling.effective_cadence(row.cadence_days, row.tags or [], user.tiers),
-            has_open_callback=row.id in with_callback,
+            has_open_callback=row.id in soonest,
         )
         for row in client_rows
     ]
@@ -65,7 +77,6 @@ def today_for(session: Session, user: Any) -> dict[str, Any]:
         call_time=call_time,
     )
 
-    full = get_clients(session, user.id, (item.client_id for item in items))
     start = scheduling.end_of_local_day(day - timedelta(days=1), tz)
     done_today = session.execute(
         sa.select(sa.func.count())
@@ -80,7 +91,7 @@ def today_for(session: Session, user: Any) -> dict[str, Any]:
         "date": day,
         "items": [
             {
-                "client": full[item.client_id],
+                "client": _client(by_id[item.client_id], soonest.get(item.client_id)),
                 "reason": item.reason,
                 "due_at": item.due_at,
                 "overdue": item.overdue,
@@ -92,3 +103,14 @@ def today_for(session: Session, user: Any) -> dict[str, Any]:
         "done_today": done_today,
         "goal": user.daily_goal,
     }
+
+
+def _client(row: Any, callback: Any) -> dict[str, Any]:
+    """The API's client shape (``client_dict``), with the soonest open callback found above."""
+    return client_dict(
+        {
+            **row._mapping,
+            "open_cb_id": callback.id if callback is not None else None,
+            "open_cb_due": callback.due_at if callback is not None else None,
+        }
+    )
