@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask, Response, current_app, g, request, session
+from flask import Flask, Response, g, request, session
 from flask_login import UserMixin
 from flask_wtf.csrf import CSRFError
 
@@ -120,18 +120,16 @@ class CurrentUser(UserMixin):
 
 def _lookup(session_id: str) -> CurrentUser | None:
     """The rep of this session, or None when the session has ended (or never was)."""
-    state = current_app.extensions["sqlalchemy"]
-    params = {"sid": session_id}
-    if state.kept is not None:
-        # SQLite on disk: the thread's own kept connection (db.KeptConnections), outside any
-        # transaction. Taking one from the pool and giving it back cost as much as the select.
-        row = Writer(state.kept.get().cursor(), state.engine.dialect).first(_LOAD_SESSION, params)
-    else:
-        raw = state.engine.raw_connection()
-        try:
-            row = Writer(raw.cursor(), state.engine.dialect).first(_LOAD_SESSION, params)
-        finally:
-            raw.close()  # back to the pool: the view's work has a transaction of its own
+    # A pooled connection, given back at once: the view's work has a transaction of its own.
+    # (The thread's kept SQLite connection, db.KeptConnections, would halve the cost, but
+    # engine.dispose() closes those from another thread, under a request that may be using
+    # one: with every request reading on it, that crashed the process.)
+    engine = db.engine
+    raw = engine.raw_connection()
+    try:
+        row = Writer(raw.cursor(), engine.dialect).first(_LOAD_SESSION, {"sid": session_id})
+    finally:
+        raw.close()
     if row is None:
         return None
     *columns, seen_on = row

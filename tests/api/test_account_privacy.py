@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import io
 import json
+import threading
+import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -226,6 +228,34 @@ def test_one_indexed_select_loads_the_rep_per_request(app, rep, monkeypatch):
     assert len(steps) == 2 and all(s.startswith("SEARCH") for s in steps), steps
     assert any("sessions" in s and "(id=?)" in s for s in steps), steps
     assert any("users" in s and "(id=?)" in s for s in steps), steps
+
+
+def test_the_per_request_load_survives_the_engine_being_disposed_meanwhile(app, rep):
+    # engine.dispose() closes pooled connections, and db.KeptConnections' connections too, from
+    # the disposing thread. The session lookup runs on every request, so it must only ever use
+    # connections that closing cannot pull from under it (a kept SQLite connection closed
+    # mid-query crashed the process). Four threads read while the main thread disposes.
+    cookie = rep.client.get_cookie(COOKIE).value
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        client = app.test_client()
+        client.set_cookie(COOKIE, cookie)
+        while not stop.is_set():
+            statuses.append(client.get(f"{API}/me").status_code)
+
+    threads = [threading.Thread(target=read) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        _engine(app).dispose()
+        time.sleep(0.002)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert len(statuses) > 100 and set(statuses) == {200}
 
 
 def _set_seen(app, session_id: str, seen_on: date) -> None:
