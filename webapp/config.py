@@ -140,20 +140,22 @@ def _pem_or_path(value: str | None) -> str | None:
     return path.read_text()
 
 
-def _instance_vapid_key(instance_path: str) -> str:
-    """The VAPID signing key (PEM), made on first start so push subscriptions survive restarts."""
+def new_vapid_key() -> str:
+    """A new VAPID signing key: P-256, PEM (PKCS#8), as TOUCHBASE_VAPID_PRIVATE_KEY takes it."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    def make() -> str:
-        key = ec.generate_private_key(ec.SECP256R1())
-        return key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ).decode()
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
 
-    return instance_file(instance_path, "vapid_private_key.pem", make)
+
+def _instance_vapid_key(instance_path: str) -> str:
+    """The VAPID signing key (PEM), made on first start so push subscriptions survive restarts."""
+    return instance_file(instance_path, "vapid_private_key.pem", new_vapid_key)
 
 
 def _vapid_subject(subject: str) -> str:

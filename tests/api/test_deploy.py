@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from webapp.config import new_vapid_key
+
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "docs" / "deploy" / "gunicorn.conf.py"
 BIN = Path(sys.executable).parent
@@ -32,18 +34,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _pem() -> str:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
 
 
 @pytest.fixture
@@ -107,7 +97,7 @@ def test_production_host_logs_json_and_serves_health(production_env, tmp_path):
     env = {
         **production_env,
         "TOUCHBASE_SECRET_KEY": "k" * 48,
-        "TOUCHBASE_VAPID_PRIVATE_KEY": _pem(),
+        "TOUCHBASE_VAPID_PRIVATE_KEY": new_vapid_key(),
         "TOUCHBASE_VAPID_SUBJECT": "mailto:it@example.com",
         "TOUCHBASE_METRICS_TOKEN": TOKEN,
         "TOUCHBASE_PROXY_FIX": "1",

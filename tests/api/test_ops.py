@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
-from webapp.config import load_settings
+from webapp.config import load_settings, new_vapid_key
 from webapp.models import callbacks, push_subscriptions, touches, utcnow
 
 TOKEN = "m" * 40
@@ -201,7 +201,7 @@ def test_production_refuses_to_start_without_the_shared_secrets(clean_env, monke
 def test_production_refuses_weak_settings(clean_env, monkeypatch, name, value, complaint):
     monkeypatch.setenv("TOUCHBASE_ENV", "production")
     monkeypatch.setenv("TOUCHBASE_SECRET_KEY", "s" * 48)
-    monkeypatch.setenv("TOUCHBASE_VAPID_PRIVATE_KEY", _pem())
+    monkeypatch.setenv("TOUCHBASE_VAPID_PRIVATE_KEY", new_vapid_key())
     monkeypatch.setenv("TOUCHBASE_VAPID_SUBJECT", "mailto:it@example.com")
     monkeypatch.setenv(f"TOUCHBASE_{name}", value)
     with pytest.raises(RuntimeError, match=complaint):
@@ -211,7 +211,7 @@ def test_production_refuses_weak_settings(clean_env, monkeypatch, name, value, c
 def test_production_settings(clean_env, monkeypatch):
     monkeypatch.setenv("TOUCHBASE_ENV", "Production")
     monkeypatch.setenv("TOUCHBASE_SECRET_KEY", "s" * 48)
-    monkeypatch.setenv("TOUCHBASE_VAPID_PRIVATE_KEY", _pem())
+    monkeypatch.setenv("TOUCHBASE_VAPID_PRIVATE_KEY", new_vapid_key())
     monkeypatch.setenv("TOUCHBASE_VAPID_SUBJECT", "mailto:it@example.com")
     settings = load_settings(str(clean_env))
     assert settings["ENVIRONMENT"] == "production"
@@ -264,18 +264,3 @@ def test_json_logs_carry_the_request(database_url, tmp_path, monkeypatch, capsys
     event = next(line for line in lines if line.get("logger") == "webapp.test")
     assert event["message"] == "a notable event"
     assert event["level"] == "WARNING"
-
-
-def _pem() -> str:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    return (
-        ec.generate_private_key(ec.SECP256R1())
-        .private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        .decode()
-    )
