@@ -19,7 +19,6 @@ import fcntl
 import logging
 import os
 import threading
-import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -207,7 +206,7 @@ class WriterQueue:
 
 
 class _Held:
-    """One thread's kept connection (a weak-referenceable holder: sqlite3's are not)."""
+    """One thread's kept connection and the generation it was made in."""
 
     def __init__(self, conn: Any, generation: int) -> None:
         self.conn = conn
@@ -216,23 +215,26 @@ class _Held:
 
 
 class KeptConnections:
-    """Each thread's own SQLite connection for the hot path's writes, opened once and kept.
+    """Each thread's own SQLite connection for the hot path, opened once and kept.
 
     Taking a connection from SQLAlchemy's pool and giving it back (with its reset) was about
-    5% of logging a call. A SQLite connection is cheap to keep: each worker thread keeps one,
-    made by the engine (so ``_tune_sqlite``'s PRAGMAs apply) and then detached from the pool.
-    It is closed when its thread ends, dropped (and made again next time) when a rollback
-    fails, and closed by ``engine.dispose()``. A forked child makes its own and leaves its
-    parent's alone: SQLite connections must not cross a fork.
+    5% of logging a call, and as much again for the session lookup that starts every request.
+    A SQLite connection is cheap to keep: each worker thread keeps one, made by the engine (so
+    ``_tune_sqlite``'s PRAGMAs apply) and then detached from the pool.
+
+    Only its own thread ever closes a kept connection. ``engine.dispose()`` (which may run on
+    any thread, while other threads are mid-request on theirs) only starts a new generation:
+    each thread closes its stale connection at its next ``get()``, and a thread that ends
+    takes its connection with it. (Closing another thread's connection under a running
+    statement crashed the process.) A forked child makes its own and leaves its parent's
+    alone: SQLite connections must not cross a fork.
     """
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         self._local = threading.local()
-        self._held: weakref.WeakSet[_Held] = weakref.WeakSet()
         self._inherited: list[_Held] = []  # a parent's, kept open and unused after a fork
         self._generation = 0
-        self._lock = threading.Lock()
         sa.event.listen(engine, "engine_disposed", self.close_all)
 
     def get(self) -> Any:
@@ -240,17 +242,19 @@ class KeptConnections:
         held: _Held | None = getattr(self._local, "held", None)
         if held is not None and held.pid == os.getpid() and held.generation == self._generation:
             return held.conn
-        if held is not None and held.pid != os.getpid():
-            self._inherited.append(held)
+        if held is not None:
+            if held.pid != os.getpid():
+                self._inherited.append(held)
+            else:  # stale: the engine was disposed since
+                with suppress(Exception):
+                    held.conn.close()
         fairy = self.engine.raw_connection()
         fairy.detach()  # ours now: the pool neither counts it nor resets it
         held = self._local.held = _Held(fairy.dbapi_connection, self._generation)
-        with self._lock:
-            self._held.add(held)
         return held.conn
 
     def drop(self) -> None:
-        """Forget this thread's connection (after an error it may not survive)."""
+        """Close and forget this thread's connection (after an error it may not survive)."""
         held = getattr(self._local, "held", None)
         self._local.held = None
         if held is not None and held.pid == os.getpid():
@@ -258,13 +262,10 @@ class KeptConnections:
                 held.conn.close()
 
     def close_all(self, _engine: Any = None) -> None:
-        """Close every thread's connection of this process (on ``engine.dispose()``)."""
-        with self._lock:
-            self._generation += 1
-            held = [h for h in self._held if h.pid == os.getpid()]
-        for h in held:
-            with suppress(Exception):
-                h.conn.close()
+        """On ``engine.dispose()``: every thread makes a new connection at its next ``get()``;
+        this thread's own is closed now."""
+        self._generation += 1
+        self.drop()
 
 
 def writer_queue(engine: sa.Engine) -> WriterQueue | None:
@@ -351,6 +352,26 @@ class Database:
                 except Exception:
                     state.kept.drop()
                 raise
+
+    def read_first(self, prepared: Prepared, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        """The first row of a ``Prepared`` select, read in a transaction of its own.
+
+        For the lookup that starts every request (the session): on SQLite, on the thread's kept
+        connection (``KeptConnections``); elsewhere, a pooled connection given back at once.
+        """
+        state = self._state
+        if state.kept is not None:
+            conn = state.kept.get()
+            try:
+                return Writer(conn.cursor(), state.engine.dialect).first(prepared, params)
+            except BaseException:
+                state.kept.drop()
+                raise
+        raw = state.engine.raw_connection()
+        try:
+            return Writer(raw.cursor(), state.engine.dialect).first(prepared, params)
+        finally:
+            raw.close()
 
     @staticmethod
     def _close_session(_exc: BaseException | None) -> None:

@@ -24,7 +24,7 @@ from flask import Flask, Response, g, request, session
 from flask_login import UserMixin
 from flask_wtf.csrf import CSRFError
 
-from .db import Prepared, Writer, db
+from .db import Prepared, db
 from .errors import ApiError, error_response
 from .extensions import login_manager
 from .models import sessions, users
@@ -120,16 +120,7 @@ class CurrentUser(UserMixin):
 
 def _lookup(session_id: str) -> CurrentUser | None:
     """The rep of this session, or None when the session has ended (or never was)."""
-    # A pooled connection, given back at once: the view's work has a transaction of its own.
-    # (The thread's kept SQLite connection, db.KeptConnections, would halve the cost, but
-    # engine.dispose() closes those from another thread, under a request that may be using
-    # one: with every request reading on it, that crashed the process.)
-    engine = db.engine
-    raw = engine.raw_connection()
-    try:
-        row = Writer(raw.cursor(), engine.dialect).first(_LOAD_SESSION, {"sid": session_id})
-    finally:
-        raw.close()
+    row = db.read_first(_LOAD_SESSION, {"sid": session_id})
     if row is None:
         return None
     *columns, seen_on = row

@@ -9,6 +9,7 @@ import multiprocessing
 import os
 import sqlite3
 import threading
+import weakref
 from typing import Any
 
 import pytest
@@ -69,12 +70,49 @@ def test_each_thread_has_its_own_and_lets_it_go_at_the_end(tmp_path):
     kept = KeptConnections(engine)
     mine = kept.get()
     seen: list[Any] = []
-    thread = threading.Thread(target=lambda: seen.append(id(kept.get())))
+
+    def use() -> None:
+        seen.append(id(kept.get()))
+        seen.append(weakref.ref(kept._local.held))
+
+    thread = threading.Thread(target=use)
     thread.start()
     thread.join()
     assert seen and seen[0] != id(mine)
     gc.collect()
-    assert len(kept._held) == 1  # the ended thread's holder is gone with its thread
+    assert seen[1]() is None  # the ended thread's holder, the connection's only owner, is gone
+    engine.dispose()
+
+
+def test_dispose_on_another_thread_leaves_a_running_thread_its_connection(tmp_path):
+    """``dispose()`` may run on any thread (a test, a reconfigured app) while a request is
+    mid-statement on its kept connection: that connection stays open until its own thread
+    asks again, and then it is closed and replaced."""
+    engine = _engine(tmp_path)
+    kept = KeptConnections(engine)
+    in_use = threading.Event()
+    disposed = threading.Event()
+    result: dict[str, Any] = {}
+
+    def request() -> None:
+        conn = kept.get()
+        in_use.set()
+        disposed.wait(10)
+        result["still_open"] = conn.execute("SELECT 1").fetchone() == (1,)
+        fresh = kept.get()
+        result["replaced"] = fresh is not conn
+        try:
+            conn.execute("SELECT 1")
+        except sqlite3.ProgrammingError:
+            result["old_closed"] = True
+
+    thread = threading.Thread(target=request)
+    thread.start()
+    in_use.wait(10)
+    engine.dispose()
+    disposed.set()
+    thread.join()
+    assert result == {"still_open": True, "replaced": True, "old_closed": True}
     engine.dispose()
 
 
