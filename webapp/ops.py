@@ -29,7 +29,15 @@ from prometheus_client.samples import Sample
 from pythonjsonlogger.json import JsonFormatter
 
 from .db import db
-from .models import DISPATCHABLE, callbacks, push_subscriptions, touches, users, utcnow
+from .models import (
+    DISPATCHABLE,
+    callback_status_is,
+    callbacks,
+    push_subscriptions,
+    touches,
+    users,
+    utcnow,
+)
 
 bp = Blueprint("ops", __name__)
 
@@ -130,7 +138,7 @@ class _Figures:
         )
         failed = conn.execute(
             sa.select(sa.func.count()).where(
-                callbacks.c.status == "open",
+                callback_status_is("open"),
                 callbacks.c.notified_at.is_(None),
                 callbacks.c.last_error.is_not(None),
             )

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from ..errors import ApiError
-from ..models import callbacks, clients, utcnow
+from ..models import callback_status_is, callbacks, clients, utcnow
 from .pagination import fetch_page
 
 CALLBACK_COLUMNS = [
@@ -40,7 +40,7 @@ def list_callbacks(
     """This rep's callbacks: soonest first, or (``updated_since``) every change, for sync."""
     stmt = sa.select(*CALLBACK_COLUMNS).where(callbacks.c.user_id == user_id)
     if status:
-        stmt = stmt.where(callbacks.c.status == status)
+        stmt = stmt.where(callback_status_is(status))
     if updated_since is not None:
         stmt = stmt.where(callbacks.c.updated_at > updated_since)
         order = [callbacks.c.updated_at, callbacks.c.id]
@@ -94,7 +94,7 @@ def create_callback(
     now = utcnow()
     session.execute(
         sa.update(callbacks)
-        .where(callbacks.c.client_id == client_id, callbacks.c.status == "open")
+        .where(callbacks.c.client_id == client_id, callback_status_is("open"))
         .values(status="cancelled", claimed_until=None, claim_token=None, updated_at=now)
     )
     session.execute(
@@ -156,7 +156,7 @@ def cancel_callback(session: Session, user_id: str, callback_id: str) -> None:
         .where(
             callbacks.c.id == callback_id,
             callbacks.c.user_id == user_id,
-            callbacks.c.status == "open",
+            callback_status_is("open"),
         )
         .values(status="cancelled", claimed_until=None, claim_token=None, updated_at=utcnow())
     )

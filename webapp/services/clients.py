@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..errors import ApiError
-from ..models import callbacks, clients, new_id, utcnow
+from ..models import callback_status_is, callbacks, clients, new_id, utcnow
 from .pagination import fetch_page
 from .phones import normalise_phone
 
@@ -22,7 +22,7 @@ EDITABLE = ("name", "phone", "email", "company", "notes", "talking_points", "tag
 # The soonest open callback of each client, as correlated subqueries (index: client_id, status).
 _open_cb = (
     sa.select(callbacks.c.id, callbacks.c.due_at)
-    .where(callbacks.c.client_id == clients.c.id, callbacks.c.status == "open")
+    .where(callbacks.c.client_id == clients.c.id, callback_status_is("open"))
     .order_by(callbacks.c.due_at, callbacks.c.id)
     .limit(1)
 )
@@ -176,7 +176,7 @@ def archive_client(session: Session, user_id: str, client_id: str) -> None:
         raise ApiError(404, "No such client.")
     session.execute(
         sa.update(callbacks)
-        .where(callbacks.c.client_id == client_id, callbacks.c.status == "open")
+        .where(callbacks.c.client_id == client_id, callback_status_is("open"))
         .values(status="cancelled", updated_at=now)
     )
     session.commit()

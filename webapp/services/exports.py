@@ -45,7 +45,16 @@ import icalendar
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ..models import callbacks, clients, push_subscriptions, sessions, touches, users, utcnow
+from ..models import (
+    callback_status_is,
+    callbacks,
+    clients,
+    push_subscriptions,
+    sessions,
+    touches,
+    users,
+    utcnow,
+)
 from .accounts import user_dict
 from .imports import FORMULA_STARTS
 
@@ -371,7 +380,7 @@ def calendar_feed(session: Session, user_id: str, origin: str) -> bytes:
         .join(clients, clients.c.id == callbacks.c.client_id)
         .where(
             callbacks.c.user_id == user_id,
-            callbacks.c.status == "open",
+            callback_status_is("open"),
             clients.c.archived_at.is_(None),
         )
         .order_by(callbacks.c.due_at, callbacks.c.id)

@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 
 from .. import scheduling
 from ..db import UTCDateTime
-from ..models import callbacks, clients, touches, users, utcnow
+from ..models import callback_status_is, callbacks, clients, touches, users, utcnow
 from .accounts import DEFAULT_PROMPTS
 
 TIER_NAMES = ("A", "B", "C")
@@ -790,15 +790,15 @@ def _build_broken(days: int) -> sa.CompoundSelect:
             .subquery()
         )
 
-    still_open = newest(callbacks.c.status == "open")
-    late = newest(callbacks.c.status == "done", callbacks.c.done_at >= due_day_end)
+    still_open = newest(callback_status_is("open"))
+    late = newest(callback_status_is("done"), callbacks.c.done_at >= due_day_end)
     return sa.union_all(sa.select(*still_open.c), sa.select(*late.c))
 
 
 # Kept today: done today, and due today or later (a call before the due day keeps it early).
 _KEPT_TODAY = sa.select(sa.func.count()).where(
     callbacks.c.user_id == _UID,
-    callbacks.c.status == "done",
+    callback_status_is("done"),
     callbacks.c.client_id.not_in(_ARCHIVED),
     callbacks.c.due_at >= _instant("today"),
     callbacks.c.done_at >= _instant("today"),

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from .. import scheduling
-from ..models import callbacks, clients, touches, utcnow
+from ..models import callback_status_is, callbacks, clients, touches, utcnow
 from .clients import CLIENT_COLUMNS, client_dict
 
 
@@ -46,7 +46,7 @@ def today_for(session: Session, user: Any) -> dict[str, Any]:
         row
         for row in session.execute(
             sa.select(callbacks.c.id, callbacks.c.client_id, callbacks.c.due_at).where(
-                callbacks.c.user_id == user.id, callbacks.c.status == "open"
+                callbacks.c.user_id == user.id, callback_status_is("open")
             )
         )
         if row.client_id in by_id

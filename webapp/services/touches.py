@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from ..db import Prepared, UTCDateTime, Writer
 from ..errors import ApiError
-from ..models import CALLBACK_STATUSES, callbacks, clients, new_id, touches, utcnow
+from ..models import callback_status_is, callbacks, clients, new_id, touches, utcnow
 from .pagination import fetch_page
 
 # A phone's clock may run a little fast; a touch from further in the future is a mistake.
@@ -60,26 +60,13 @@ _EXISTING = Prepared(
 )
 
 
-def _status_is(status: str) -> sa.ColumnElement[bool]:
-    """``callbacks.status = '<status>'``, the value written into the SQL rather than bound.
-
-    SQLite plans a statement again on every run when a bound value is compared with a column
-    that a partial index filters on (``ix_callbacks_dispatch``: status = 'open'), because the
-    value decides whether that index may serve. For the newest-touch update below that was
-    about 0.1 ms a touch, most of the write turn; written in, the value is planned once.
-    """
-    if status not in CALLBACK_STATUSES:
-        raise ValueError(status)
-    return callbacks.c.status == sa.literal_column(f"'{status}'")
-
-
 # Any touch keeps the promises made before it (and an earlier kept date wins).
 _KEEPS_PROMISE = sa.and_(
     callbacks.c.client_id == _P("cid"),
     callbacks.c.origin_at < _H,
     sa.or_(
-        _status_is("open"),
-        sa.and_(_status_is("done"), callbacks.c.done_at > _H),
+        callback_status_is("open"),
+        sa.and_(callback_status_is("done"), callbacks.c.done_at > _H),
     ),
 )
 _FULFIL = Prepared(
