@@ -43,6 +43,7 @@ def test_callback_statuses_are_written_into_the_sql(app, rep, statements):
             callback_id=callback_ids[client["id"]],
         )
         assert resp.status_code == 201, resp.json
+    kept_callback = callback_ids[kept["id"]]
     answers = [
         rep.get("/today"),
         rep.get("/clients"),
@@ -52,8 +53,8 @@ def test_callback_statuses_are_written_into_the_sql(app, rep, statements):
         rep.get("/stats"),
         rep.get("/export/clients.csv"),
         rep.get("/export/account.json"),
-        rep.post(f"/callbacks/{callback_ids[kept['id']]}/snooze", {"until": "2030-02-01T10:00:00Z"}),
-        rep.delete(f"/callbacks/{callback_ids[kept['id']]}"),
+        rep.post(f"/callbacks/{kept_callback}/snooze", {"until": "2030-02-01T10:00:00Z"}),
+        rep.delete(f"/callbacks/{kept_callback}"),
         rep.delete(f"/clients/{dropped['id']}"),
     ]
     assert [r.status_code for r in answers if r.status_code >= 400] == []
