@@ -21,6 +21,7 @@ blp.before_request(require_login)
 
 # The answer to every logged call: marshmallow's output, made without its per-field machinery.
 _TOUCH = quick_dump(TouchSchema())
+_TOUCHES = quick_dump(TouchListSchema())
 
 
 @blp.route("/touches", methods=["POST"])
@@ -37,7 +38,7 @@ def create_touch(data: dict[str, Any]) -> Any:
 
 @blp.route("/touches", methods=["GET"])
 @blp.arguments(TouchListArgsSchema(), location="query")
-@blp.response(200, TouchListSchema)
+@blp.response(200, _TOUCHES)
 def list_all_touches(args: dict[str, Any]) -> dict[str, Any]:
     """This rep's touches, newest first; or (``updated_since``) the newly arrived, for sync."""
     return touches.list_rep_touches(db.session, rep_id(), **args)
@@ -45,7 +46,7 @@ def list_all_touches(args: dict[str, Any]) -> dict[str, Any]:
 
 @blp.route("/clients/<uuid:client_id>/touches", methods=["GET"])
 @blp.arguments(ListArgsSchema(), location="query")
-@blp.response(200, TouchListSchema)
+@blp.response(200, _TOUCHES)
 def list_touches(args: dict[str, Any], client_id: Any) -> dict[str, Any]:
     """A client's touches, newest first."""
     return touches.list_touches(db.session, rep_id(), str(client_id), **args)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from marshmallow import Schema, fields, post_dump
 
+from webapp import api
 from webapp.api import quick_dump
-from webapp.schemas import TouchSchema
+from webapp.schemas import ClientListSchema, ClientSchema, TodaySchema, TouchSchema
 
 _zones = st.sampled_from(
     [UTC, timezone(timedelta(hours=13)), timezone(timedelta(hours=-3, minutes=-30)), None]
@@ -62,7 +63,11 @@ def test_many_and_objects_go_to_marshmallow():
 
 
 class _WithNumber(Schema):
-    n = fields.Integer()
+    n = fields.Float()
+
+
+class _WithNestedNumber(Schema):
+    inner = fields.Nested(_WithNumber)
 
 
 class _WithHook(Schema):
@@ -73,7 +78,107 @@ class _WithHook(Schema):
         return {"data": data}
 
 
-@pytest.mark.parametrize("schema", [_WithNumber(), _WithHook(), TouchSchema(many=True)])
+@pytest.mark.parametrize(
+    "schema",
+    [
+        _WithNumber(),
+        _WithNestedNumber(),
+        _WithHook(),
+        TouchSchema(many=True),
+        TodaySchema(only=["date"]),
+    ],
+)
 def test_schemas_it_cannot_copy_are_refused_at_start_up(schema):
     with pytest.raises(TypeError):
         quick_dump(schema)
+
+
+# Nested answers: clients (tags, an open callback), today's list, a page of clients. Values are
+# mostly what the services give, with wrong types mixed in, which must go to marshmallow.
+_any = st.one_of(
+    st.none(), st.text(max_size=5), st.integers(), st.booleans(), st.datetimes(timezones=_zones)
+)
+_callbacks = st.one_of(
+    st.none(),
+    st.fixed_dictionaries({"id": st.text(max_size=5), "due_at": st.datetimes(timezones=_zones)}),
+    _any,
+)
+_client = st.fixed_dictionaries(
+    {
+        "id": st.text(max_size=8),
+        "name": st.text(max_size=8),
+        "tags": st.one_of(st.lists(st.text(max_size=4), max_size=3), st.lists(_any, max_size=2)),
+        "cadence_days": st.one_of(st.none(), st.integers(), st.booleans()),
+        "created_at": st.datetimes(timezones=_zones),
+        "archived_at": st.one_of(st.none(), st.datetimes(timezones=_zones)),
+        "attempts_since_reached": st.one_of(st.integers(), _any),
+        "open_callback": _callbacks,
+    },
+    optional={"phone": _any, "email": st.text(max_size=5), "extra": _any},
+)
+_item = st.fixed_dictionaries(
+    {
+        "client": _client,
+        "reason": st.sampled_from(["callback", "cadence", "reconnect"]),
+        "due_at": st.one_of(st.none(), st.datetimes(timezones=_zones)),
+        "overdue": st.one_of(st.booleans(), _any),
+        "days_overdue": st.integers(),
+        "callback_id": st.one_of(st.none(), st.text(max_size=5)),
+    }
+)
+_today = st.fixed_dictionaries(
+    {
+        "date": st.one_of(st.dates(), st.datetimes(), _any),
+        "items": st.lists(_item, max_size=3),
+        "done_today": st.integers(),
+        "goal": st.integers(),
+    }
+)
+_page = st.fixed_dictionaries(
+    {"items": st.one_of(st.lists(_client, max_size=3), _any), "next_cursor": _any}
+)
+
+
+def _outcome(schema, obj):
+    try:
+        return schema.dump(obj)
+    except Exception as exc:
+        return type(exc)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(obj=st.one_of(_client, _callbacks))
+def test_a_client_equals_marshmallow(obj):
+    assert _outcome(quick_dump(ClientSchema()), obj) == _outcome(ClientSchema(), obj)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(obj=_today)
+def test_todays_list_equals_marshmallow(obj):
+    assert _outcome(quick_dump(TodaySchema()), obj) == _outcome(TodaySchema(), obj)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(obj=_page)
+def test_a_page_of_clients_equals_marshmallow(obj):
+    assert _outcome(quick_dump(ClientListSchema()), obj) == _outcome(ClientListSchema(), obj)
+
+
+def test_a_well_typed_answer_is_copied_not_sent_to_marshmallow():
+    client = {
+        "id": "c1",
+        "name": "Dana",
+        "tags": ["Tier A", "north"],
+        "cadence_days": None,
+        "created_at": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+        "open_callback": {"id": "cb", "due_at": datetime(2026, 11, 24, 9, 0, tzinfo=UTC)},
+        "attempts_since_reached": 2,
+    }
+    answer = {
+        "date": date(2026, 11, 23),
+        "items": [{"client": client, "reason": "callback", "overdue": True, "days_overdue": 0}],
+        "done_today": 1,
+        "goal": 8,
+    }
+    # (_copy raises where it would hand the answer to marshmallow.)
+    assert api._copy(api._plan(TodaySchema()), answer) == TodaySchema().dump(answer)
